@@ -1,0 +1,292 @@
+"""The contract every channel adapter fulfils, and the domain types it speaks.
+
+An adapter turns these domain objects into one OTA's messages and back (codec), carries
+them (client), receives what the OTA pushes to us (inbound), and knows nothing of the
+ledger's database. The sync engine knows nothing of wire formats. Codes inside these types
+are the OTA's own (hotel id, room and rate codes as mapped); the engine translates.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Literal, Protocol, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    from aiohttp import web
+
+    from adapters.base.sandbox import Sandbox, SandboxCatalog
+
+# ---- what an adapter declares --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Limits the engine respects when it batches and schedules pushes to this OTA."""
+
+    max_hotels_per_message: int = 1
+    max_months_per_message: int | None = None  # calendar months one message may touch
+    max_days_per_message: int | None = None  # span from first to last date in a message
+    max_items_per_message: int = 100  # AriUpdate items per push_ari call
+    horizon_days: int = 365  # how far ahead the OTA accepts dates (from today)
+    past_days: int = 0  # how many days before today the OTA still accepts
+    supports_ranges: bool = True  # an item may carry a date range, not only a single date
+    inventory_level: Literal["room", "rate"] = "room"  # where rooms_to_sell is held
+    restrictions: frozenset[str] = frozenset({"min_los", "max_los", "cta", "ctd", "stop_sell"})
+    occupancy_pricing: bool = True  # prices per number of guests
+    rate_limit_per_second: float = 5.0  # budget per (channel, property)
+    rate_limit_burst: int = 10
+    booking_delivery: Literal["pull", "push"] = "pull"
+    readback: bool = False  # can read back what the OTA holds
+    readback_max_days: int = 31
+    currencies: frozenset[str] | None = None  # None = any
+
+
+# ---- ARI going out -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Price:
+    occupancy: int
+    amount_minor: int
+
+
+@dataclass(frozen=True)
+class AriUpdate:
+    """What one OTA should hold for one room (and rate) over an inclusive date range.
+
+    ``rate is None`` means a room-level item (rooms to sell for the room type). Fields left
+    None are not sent. With ``inventory_level == "rate"`` the engine puts ``rooms_to_sell``
+    on the rate-level items instead.
+    """
+
+    hotel: str
+    room: str
+    rate: str | None
+    start: date
+    end: date
+    rooms_to_sell: int | None = None
+    prices: tuple[Price, ...] = ()
+    currency: str | None = None
+    min_los: int | None = None
+    max_los: int | None = None
+    cta: bool | None = None
+    ctd: bool | None = None
+    stop_sell: bool | None = None
+    key: str = ""  # the engine's id for this item; results refer to it
+
+    @property
+    def room_level(self) -> bool:
+        return self.rate is None
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    key: str
+    status: Literal["applied", "rejected", "skipped"]
+    code: str | None = None  # the OTA's code (e.g. ROOM_ID_INVALID, 322, isv.invalid-parameter)
+    text: str | None = None
+    retriable: bool = False  # a rejection that may succeed later (e.g. processing)
+
+
+@dataclass(frozen=True)
+class PushOutcome:
+    results: tuple[ItemResult, ...]
+    request_ids: tuple[str, ...] = ()
+
+
+# ---- bookings coming in --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Guest:
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    id_number: str | None = None
+
+
+@dataclass(frozen=True)
+class NightPrice:
+    night: date
+    amount_minor: int
+
+
+@dataclass(frozen=True)
+class Stay:
+    """Rooms of one room type and rate over checkin .. checkout (exclusive)."""
+
+    room: str
+    rate: str | None
+    checkin: date
+    checkout: date
+    rooms: int = 1
+    guests: int | None = None
+    nightly: tuple[NightPrice, ...] = ()
+
+
+@dataclass(frozen=True)
+class BookingRevision:
+    """One revision of one OTA booking, the same for every channel.
+
+    ``revision`` identifies this revision (idempotency key with channel and
+    ota_booking_id); ``revised_at`` orders revisions that arrive out of order.
+    ``tonight`` is set when the OTA marks a late-night (凌晨) booking for the current night.
+    """
+
+    channel: str
+    hotel: str
+    ota_booking_id: str
+    revision: str
+    action: Literal["new", "modify", "cancel"]
+    stays: tuple[Stay, ...] = ()
+    amount_minor: int | None = None
+    currency: str | None = None
+    guest: Guest = Guest()
+    special_requests: str | None = None
+    booked_at: datetime | None = None
+    revised_at: datetime | None = None
+    tonight: bool = False
+    raw: bytes = b""
+    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What the ledger made of a booking revision; the adapter answers the OTA with it."""
+
+    confirmation: str  # our confirmation number
+    status: Literal["confirmed", "cancelled"]
+    duplicate: bool = False  # this exact revision was processed before
+    overbooked: bool = False
+
+
+@dataclass
+class Delivery:
+    """A booking message fetched from a pull channel, not yet acknowledged."""
+
+    raw: bytes
+    kind: str  # reservation | modification | cancellation
+    revision: BookingRevision | None = None
+    error: str | None = None  # why it could not be read (kept in the inbox)
+    ack_ref: Any = None  # whatever the adapter needs to acknowledge it
+
+
+class BookingReceiver(Protocol):
+    """What a push channel's inbound handler calls; the engine implements it."""
+
+    async def store(self, channel: str, raw: bytes, kind: str) -> int:
+        """Keep the raw message durably (inbox) before anything else; returns its id."""
+
+    async def reject(self, inbox_id: int, reason: str) -> None:
+        """The message could not be read: keep it with the reason, raise it to operators."""
+
+    async def apply(self, inbox_id: int, revision: BookingRevision) -> Confirmation:
+        """Commit the revision to the ledger (idempotent); only then answer the OTA."""
+
+    async def lookup(self, channel: str, ota_booking_id: str) -> Confirmation | None:
+        """Status of a booking we hold (for the OTA's status queries)."""
+
+    async def rooms_to_sell(self, channel: str, hotel: str, room: str, rate: str | None,
+                            checkin: date, checkout: date) -> int | None:
+        """How many rooms this channel may sell for the whole stay now (None if unknown)."""
+
+
+# ---- observing every call ------------------------------------------------------------
+
+
+@dataclass
+class Exchange:
+    """One call to or from an OTA, for the sync log. Request/response already redacted."""
+
+    channel: str
+    operation: str
+    direction: Literal["out", "in"] = "out"
+    hotel: str | None = None
+    items: int = 0
+    result: str = "ok"  # ok | partial | retry | rate_limited | failed | rejected
+    duration_ms: float = 0.0
+    request_id: str | None = None
+    status: int | None = None
+    error: str | None = None
+    request: str | None = None
+    response: str | None = None
+
+
+ExchangeObserver = Callable[[Exchange], Awaitable[None] | None]
+
+
+@dataclass
+class ChannelSettings:
+    """How to reach one OTA. ``credentials`` hold secrets read from env/files, never logged."""
+
+    name: str
+    endpoint: str
+    credentials: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    timeout_seconds: float = 15.0
+
+    def __repr__(self) -> str:  # never print secrets
+        return f"ChannelSettings(name={self.name!r}, endpoint={self.endpoint!r}, credentials=<{len(self.credentials)} hidden>)"
+
+
+class ChannelAdapter(abc.ABC):
+    """Base class of the four adapters; subclasses override the hooks they need.
+
+    Registered through the ``channelmgr.adapters`` entry-point group.
+    """
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+    sandbox_class: ClassVar[str]  # "adapters.<ota>.sandbox:<Class>"
+
+    def __init__(self, settings: ChannelSettings, observer: ExchangeObserver | None = None):
+        self.settings = settings
+        self.observer = observer
+
+    # -- out ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def push_ari(self, updates: Sequence[AriUpdate], *, full: bool = False) -> PushOutcome:
+        """Send one batch (already within capabilities); a result for every item.
+
+        ``full`` is set by the nightly full sync: the items are the complete truth for
+        their dates (an OTA with separate delta and overwrite calls uses the overwrite).
+
+        Raises RetriableError / RateLimitedError / FatalError when the whole call failed.
+        """
+
+    async def read_back(self, hotel: str, start: date, end: date) -> list[AriUpdate]:
+        """What the OTA holds now, as single-date items; NotImplementedError if it cannot."""
+        raise NotImplementedError(f"{self.name} has no read-back")
+
+    # -- in: pull channels -------------------------------------------------------------
+    async def pull_bookings(self) -> list[Delivery]:
+        """New booking revisions waiting at the OTA (pull channels)."""
+        return []
+
+    async def acknowledge(self, accepted: Sequence[tuple[Delivery, Confirmation]]) -> None:
+        """Tell the OTA these were committed (only after commit)."""
+
+    # -- in: push channels -------------------------------------------------------------
+    def inbound_routes(self, receiver: BookingReceiver) -> list["web.RouteDef"]:
+        """aiohttp routes the daemon mounts under /inbound/<name>/ for OTA pushes."""
+        return []
+
+    # -- sandbox -----------------------------------------------------------------------
+    @classmethod
+    def make_sandbox(cls, catalog: "SandboxCatalog", credentials: dict[str, str],
+                     deliver_to: str | None = None) -> "Sandbox":
+        import importlib
+
+        module, _, attr = cls.sandbox_class.partition(":")
+        sandbox_cls = getattr(importlib.import_module(module), attr)
+        return sandbox_cls(catalog=catalog, credentials=credentials, deliver_to=deliver_to)
+
+    @classmethod
+    def sandbox_credentials(cls) -> dict[str, str]:
+        """Fresh random credentials for a loopback sandbox and the adapter talking to it."""
+        return {}
+
+    async def close(self) -> None:
+        """Release connections."""

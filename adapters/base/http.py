@@ -1,0 +1,197 @@
+"""One funnel for all HTTP an adapter does.
+
+Every call goes through :meth:`HttpClient.call`: it times the call, turns transport
+failures into RetriableError, lets the adapter read the OTA's answer (``interpret``), and
+reports one :class:`Exchange` to the observer (the sync log) whatever happened, with the
+request and response redacted: credentials replaced by ***, guest data masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Awaitable, Callable, Mapping, TypeVar
+
+import aiohttp
+
+from adapters.base.contract import ChannelSettings, Exchange, ExchangeObserver
+from adapters.base.errors import (
+    AuthError,
+    ChannelError,
+    FatalError,
+    RateLimitedError,
+    RetriableError,
+)
+
+T = TypeVar("T")
+LOG_BODY_LIMIT = 8192
+
+
+@dataclass
+class Reply:
+    """An HTTP answer; ``interpret`` may fill in request_id, result and note."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    duration_ms: float
+    request_id: str | None = None
+    result: str = "ok"  # ok | partial | rejected
+    note: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds: either a number or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from datetime import datetime, timezone
+
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def classify_status(reply: Reply, *, text: str | None = None, code: str | None = None) -> None:
+    """Raise the right ChannelError for a non-2xx answer (generic HTTP semantics)."""
+    status = reply.status
+    if status < 400:
+        return
+    text = text or f"HTTP {status}: {reply.text[:200]}"
+    kw = {"code": code, "status": status, "request_id": reply.request_id}
+    if status == 429:
+        raise RateLimitedError(text, retry_after=retry_after_seconds(reply.headers.get("Retry-After")), **kw)
+    if status >= 500 or status in (408, 409, 425):
+        raise RetriableError(text, **kw)
+    if status == 401:
+        raise AuthError(text, **kw)
+    raise FatalError(text, **kw)
+
+
+class HttpClient:
+    def __init__(self, settings: ChannelSettings, observer: ExchangeObserver | None,
+                 redact: Callable[[str], str] | None = None):
+        self.settings = settings
+        self.observer = observer
+        self._session: aiohttp.ClientSession | None = None
+        self._extra_redact = redact
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.settings.timeout_seconds),
+                connector=aiohttp.TCPConnector(limit=64, ttl_dns_cache=300),
+            )
+        return self._session
+
+    def url(self, path: str) -> str:
+        if path.startswith("http://") or path.startswith("https://"):
+            return path
+        return self.settings.endpoint.rstrip("/") + "/" + path.lstrip("/")
+
+    def redact(self, text: str | bytes | None) -> str | None:
+        """Credentials out, guest data masked, size bounded: safe for the sync log."""
+        if text is None:
+            return None
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", errors="replace")
+        for secret in self.settings.credentials.values():
+            if secret and len(secret) >= 4:
+                text = text.replace(secret, "***")
+        if self._extra_redact:
+            text = self._extra_redact(text)
+        from channelmgr.security import mask_text
+
+        text = mask_text(text)
+        if len(text) > LOG_BODY_LIMIT:
+            text = text[:LOG_BODY_LIMIT] + f"... [{len(text) - LOG_BODY_LIMIT} more characters]"
+        return text
+
+    async def report(self, exchange: Exchange) -> None:
+        if self.observer is None:
+            return
+        res = self.observer(exchange)
+        if inspect.isawaitable(res):
+            await res
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        interpret: Callable[[Reply], T | Awaitable[T]],
+        hotel: str | None = None,
+        items: int = 0,
+        data: bytes | str | Mapping[str, str] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        log_request: str | None = None,
+    ) -> T:
+        """Send one request; ``interpret`` reads the answer or raises a ChannelError."""
+        ex = Exchange(channel=self.settings.name, operation=operation, hotel=hotel, items=items)
+        if log_request is None:
+            if isinstance(data, (bytes, str)):
+                log_request = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+            elif isinstance(data, Mapping):
+                log_request = "&".join(f"{k}={v}" for k, v in data.items())
+            elif json_body is not None:
+                import json
+
+                log_request = json.dumps(json_body, ensure_ascii=False)
+        ex.request = self.redact(log_request)
+        started = time.perf_counter()
+        reply: Reply | None = None
+        try:
+            try:
+                async with self.session.request(method, self.url(path), data=data, json=json_body,
+                                                headers=headers, params=params) as resp:
+                    body = await resp.read()
+                    reply = Reply(resp.status, dict(resp.headers), body,
+                                  (time.perf_counter() - started) * 1000)
+            except asyncio.TimeoutError:
+                raise RetriableError(f"no answer within {self.settings.timeout_seconds:g}s") from None
+            except aiohttp.ClientError as e:
+                raise RetriableError(f"connection failed: {e.__class__.__name__}: {e}") from None
+            ex.status = reply.status
+            ex.response = self.redact(reply.body)
+            value = interpret(reply)
+            if inspect.isawaitable(value):
+                value = await value
+            ex.result = reply.result
+            ex.request_id = reply.request_id
+            # a note on a successful call is not an error; on partial/rejected it explains why
+            ex.error = self.redact(reply.note) if reply.result != "ok" else None
+            return value  # type: ignore[return-value]
+        except ChannelError as e:
+            ex.result = ("rate_limited" if isinstance(e, RateLimitedError)
+                         else "retry" if e.retriable else "failed")
+            ex.error = self.redact(str(e))
+            ex.request_id = ex.request_id or e.request_id or (reply.request_id if reply else None)
+            raise
+        except Exception as e:  # a bug or an unreadable answer: never retried blindly
+            ex.result = "failed"
+            ex.error = self.redact(f"{e.__class__.__name__}: {e}")
+            raise
+        finally:
+            ex.duration_ms = (time.perf_counter() - started) * 1000
+            await self.report(ex)
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()

@@ -1,0 +1,3 @@
+from channelmgr.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,320 @@
+"""The `channelmgr` command: the operator's and revenue manager's way in.
+
+Every command explains itself with --help. Mistakes in input (a bad date, an unknown room
+type, a broken config or mapping file) end with a plain sentence on stderr and exit
+status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from datetime import date
+from typing import Any
+
+from channelmgr import __version__
+
+EXIT_OK, EXIT_ERROR = 0, 1
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as is, exit status 1."""
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date like 2026-03-31") from None
+
+
+def _nonneg(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{v} is negative")
+    return v
+
+
+def _positive(text: str) -> int:
+    v = _nonneg(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return v
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:
+        return "cli"
+
+
+# ---- commands ---------------------------------------------------------------------
+
+
+async def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from channelmgr.config import load_config
+    from channelmgr.ledger import migrate
+    from channelmgr.ledger.db import Database, redact_url
+
+    cfg = load_config(args.config)
+    db = Database(cfg.database_url(), busy_timeout_ms=cfg.database.busy_timeout_ms)
+    try:
+        before, after = await migrate.upgrade(db)
+    finally:
+        await db.dispose()
+    where = redact_url(cfg.database_url())
+    if before == after:
+        print(f"the ledger at {where} is up to date (schema {after})")
+    else:
+        print(f"upgraded the ledger at {where} from schema {before or 'empty'} to {after}")
+    return EXIT_OK
+
+
+async def _runtime(args: argparse.Namespace):
+    from channelmgr.runtime import Runtime
+
+    rt = await Runtime.open(args.config)
+    rt.warn_mapping_errors()
+    return rt
+
+
+async def cmd_ari_set(args: argparse.Namespace) -> int:
+    from channelmgr.ledger.types import AriChange
+    from channelmgr.money import to_minor
+
+    rt = await _runtime(args)
+    try:
+        price_minor = None
+        if args.price is not None:
+            currency = await _property_currency(rt, args.property)
+            price_minor = to_minor(args.price, currency)
+        change = AriChange(
+            property=args.property, room_type=args.room_type, rate_plan=args.rate_plan,
+            start=args.date_from, end=args.date_to, rooms=args.rooms, price_minor=price_minor,
+            min_los=args.min_los, max_los=args.max_los, cta=args.cta, ctd=args.ctd, stop_sell=args.stop_sell,
+            out_of_order=args.out_of_order, held=args.held)
+        summary = await rt.ledger.set_ari(change, actor=_actor(), reason=args.reason)
+    finally:
+        await rt.close()
+    nights = (args.date_to - args.date_from).days + 1
+    print(f"{summary.cells_changed} cell(s) changed over {nights} night(s); "
+          f"{summary.journal_rows} journal row(s), {summary.outbox_rows} push(es) queued "
+          f"(correlation id {summary.correlation_id})")
+    return EXIT_OK
+
+
+async def _property_currency(rt, code: str) -> str:
+    from sqlalchemy import select
+
+    from channelmgr.ledger import models as m
+    from channelmgr.ledger.types import LedgerError
+
+    async def q(conn):
+        return (await conn.execute(select(m.properties.c.currency).where(m.properties.c.code == code))).scalar()
+
+    cur = await rt.db.read(q)
+    if cur is None:
+        raise LedgerError(f"there is no property '{code}' (declare it in mappings/)")
+    return cur
+
+
+async def cmd_ari_show(args: argparse.Namespace) -> int:
+    from channelmgr.money import format_minor
+
+    rt = await _runtime(args)
+    try:
+        data = await rt.ledger.show(args.property, args.date_from, args.date_to)
+    finally:
+        await rt.close()
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    print(f"{args.property}: rooms per night")
+    print(f"  {'room type':<12} {'night':<10} {'physical':>8} {'o/o':>4} {'sold':>5} {'held':>5} {'free':>5}")
+    for r in data["rooms"]:
+        flag = "  OVERSOLD" if r["free"] < 0 else ""
+        print(f"  {r['room_type']:<12} {r['date']:<10} {r['physical']:>8} {r['out_of_order']:>4} "
+              f"{r['sold']:>5} {r['held']:>5} {r['free']:>5}{flag}")
+    print(f"{args.property}: prices and restrictions per night")
+    print(f"  {'rate plan':<12} {'night':<10} {'guests':>6} {'price':>12} {'min':>4} {'max':>4} "
+          f"{'CTA':>4} {'CTD':>4} {'stop':>5}")
+    for r in data["rates"]:
+        price = f"{format_minor(r['price_minor'], r['currency'])} {r['currency']}" if r["price_minor"] is not None else "-"
+
+        def yn(v: Any) -> str:
+            return "-" if v is None else ("yes" if v else "no")
+
+        print(f"  {r['rate_plan']:<12} {r['date']:<10} {r['occupancy']:>6} {price:>12} "
+              f"{r['min_los'] or '-':>4} {r['max_los'] or '-':>4} {yn(r['cta']):>4} {yn(r['ctd']):>4} "
+              f"{yn(r['stop_sell']):>5}")
+    return EXIT_OK
+
+
+async def cmd_journal(args: argparse.Namespace) -> int:
+    rt = await _runtime(args)
+    try:
+        rows = await rt.ledger.journal(args.property, args.limit)
+    finally:
+        await rt.close()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+        return EXIT_OK
+    if not rows:
+        print("the journal is empty")
+    for r in reversed(rows):
+        key = " ".join(f"{k}={v}" for k, v in (r["key"] or {}).items())
+        change = _describe_change(r["before"], r["after"])
+        why = f"  ({r['reason']})" if r["reason"] else ""
+        print(f"{r['at'][:19].replace('T', ' ')}  #{r['id']:<6} {r['actor']:<18} {r['property'] or '-':<10} "
+              f"{r['entity']} {r['action']} {key}: {change}{why}  [{r['correlation_id']}]")
+    return EXIT_OK
+
+
+def _describe_change(before: Any, after: Any) -> str:
+    if isinstance(before, dict) and isinstance(after, dict):
+        parts = [f"{k} {before.get(k)} -> {after.get(k)}" for k in after if before.get(k) != after.get(k)]
+        return ", ".join(parts) or "no change"
+    if before is None:
+        return f"new {json.dumps(after, ensure_ascii=False, default=str)}"
+    return f"{json.dumps(before, ensure_ascii=False, default=str)} -> {json.dumps(after, ensure_ascii=False, default=str)}"
+
+
+# ---- the parser ---------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", default=None,
+                        help="the daemon's settings (default: ./config.yaml if present)")
+
+    p = argparse.ArgumentParser(
+        prog="channelmgr",
+        description="Keep what your hotel can sell (rooms, prices, minimum stays, closures) the same on "
+                    "Booking.com, Ctrip/Trip.com, Fliggy and Meituan, and bring every booking from them "
+                    "into one ledger at once, so the last room is never sold twice.",
+        parents=[common])
+    p.add_argument("--version", action="version", version=f"channelmgr {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    # db
+    db = sub.add_parser("db", parents=[common], help="look after the ledger's database",
+                        description="Look after the ledger's database (SQLite file or PostgreSQL).")
+    dbs = db.add_subparsers(dest="db_command", metavar="ACTION")
+    up = dbs.add_parser("upgrade", parents=[common], help="create or update the ledger's tables",
+                        description="Create the ledger's tables, or bring them up to this version's schema. "
+                                    "Safe to run more than once; nothing is lost.")
+    up.set_defaults(func=cmd_db_upgrade)
+
+    # ari
+    ari = sub.add_parser("ari", parents=[common], help="set or look at rooms, prices and restrictions",
+                         description="Availability, rates and restrictions (ARI): what each room type "
+                                     "and rate plan can sell, night by night.")
+    aris = ari.add_subparsers(dest="ari_command", metavar="ACTION")
+    s = aris.add_parser(
+        "set", parents=[common], help="change rooms, price or restrictions for a range of nights",
+        description="Change what can be sold for a range of nights (both dates included). Every change "
+                    "is written to the journal and queued for every OTA the hotel is listed on.")
+    s.add_argument("--property", required=True, help="the hotel's code, as in mappings/")
+    s.add_argument("--room-type", required=True, help="room type code, e.g. DK")
+    s.add_argument("--rate-plan", help="rate plan code, for prices and restrictions")
+    s.add_argument("--from", dest="date_from", required=True, type=_date, metavar="YYYY-MM-DD",
+                   help="first night")
+    s.add_argument("--to", dest="date_to", required=True, type=_date, metavar="YYYY-MM-DD",
+                   help="last night (included)")
+    s.add_argument("--rooms", type=_nonneg, metavar="N", help="rooms the hotel has for sale on those nights")
+    s.add_argument("--out-of-order", type=_nonneg, metavar="N", help="rooms that cannot be sold (repairs)")
+    s.add_argument("--held", type=_nonneg, metavar="N", help="rooms held back (groups, front desk)")
+    s.add_argument("--price", metavar="123.45", help="price per night in the hotel's currency")
+    s.add_argument("--min-los", type=_positive, metavar="N", help="minimum nights a guest must stay")
+    s.add_argument("--max-los", type=_positive, metavar="N", help="maximum nights a guest may stay")
+    s.add_argument("--cta", action=argparse.BooleanOptionalAction, default=None,
+                   help="closed to arrival: no check-in on these nights (--no-cta reopens)")
+    s.add_argument("--ctd", action=argparse.BooleanOptionalAction, default=None,
+                   help="closed to departure: no check-out on these days (--no-ctd reopens)")
+    s.add_argument("--stop-sell", action=argparse.BooleanOptionalAction, default=None,
+                   help="stop selling this rate on these nights (--no-stop-sell reopens)")
+    s.add_argument("--reason", help="why, for the journal (e.g. 'F1 race weekend')")
+    s.set_defaults(func=cmd_ari_set)
+
+    sh = aris.add_parser(
+        "show", parents=[common], help="show rooms, prices and restrictions for a range of nights",
+        description="Show, per room type and night, the rooms the hotel has, has sold and has free; and per "
+                    "rate plan and night, the price and restrictions.")
+    sh.add_argument("--property", required=True, help="the hotel's code, as in mappings/")
+    sh.add_argument("--from", dest="date_from", required=True, type=_date, metavar="YYYY-MM-DD")
+    sh.add_argument("--to", dest="date_to", required=True, type=_date, metavar="YYYY-MM-DD")
+    sh.add_argument("--json", action="store_true", help="print JSON for other programs")
+    sh.set_defaults(func=cmd_ari_show)
+
+    # journal
+    j = sub.add_parser("journal", parents=[common], help="who changed what, when and why",
+                       description="The ledger's journal: every change, with who or which OTA made it, the "
+                                   "value before and after, and why. Newest last.")
+    j.add_argument("--property", help="only this hotel")
+    j.add_argument("--limit", type=_positive, default=50, metavar="N", help="how many changes (default 50)")
+    j.add_argument("--json", action="store_true", help="print JSON for other programs")
+    j.set_defaults(func=cmd_journal)
+
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub, common)
+    return p
+
+
+# each of these has register(subparsers, common_parent) adding its commands
+COMMAND_MODULES = [
+    "channelmgr.mapping.commands",  # mappings check / diff
+    "channelmgr.daemon_commands",  # run, sandbox, logs, status
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
+    from channelmgr.ledger.types import LedgerError
+    from channelmgr.money import MoneyError
+    from channelmgr.yamlfile import YamlFileError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        # a group without its action: show what it can do
+        target = {"db": "db", "ari": "ari"}.get(args.command or "")
+        parser.parse_args(([target] if target else []) + ["--help"])
+        return EXIT_OK
+    try:
+        result = func(args)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+        return int(result or 0)
+    except YamlFileError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_ERROR
+    except (LedgerError, MoneyError, CliError, ValidationError) as e:
+        print(f"channelmgr: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # the last line of defence: a sentence, not a traceback
+        from channelmgr.runtime import SchemaNotReady
+        from channelmgr.security import DataKeyError
+
+        if isinstance(e, (SchemaNotReady, DataKeyError, OSError)):
+            print(f"channelmgr: {e}", file=sys.stderr)
+            return EXIT_ERROR
+        import os
+
+        if os.environ.get("CHANNELMGR_DEBUG"):
+            raise
+        print(f"channelmgr: unexpected error: {e.__class__.__name__}: {e} "
+              "(set CHANNELMGR_DEBUG=1 for the full traceback)", file=sys.stderr)
+        return EXIT_ERROR

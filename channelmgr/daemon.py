@@ -1,0 +1,427 @@
+"""The daemon: `channelmgr run`.
+
+What runs, and who owns it:
+- aiohttp serves the OTAs' pushes (/inbound/<channel>/...), /health and /api/status;
+- one PushWorker per channel drains the outbox (woken at once by a change in this
+  process, and every flush interval for changes made by other processes);
+- APScheduler 3 (AsyncIOScheduler) runs the pulls of pull channels, the nightly full sync,
+  the watchdog (stale claims, drift read-back, systemd watchdog) and the demo guests;
+- with ``sandbox: true`` a channel's faithful fake runs on loopback and the adapter
+  talks to it over real HTTP with fresh random credentials.
+
+Signals: SIGTERM/SIGINT stop taking work, finish or release what is in flight within
+``sync.shutdown_grace_seconds`` and exit 0; SIGHUP reloads the mappings. A crash at any
+point loses nothing: pushes are leased outbox rows, bookings are unacknowledged until
+committed, and a restart resumes both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import structlog
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import select
+
+from adapters.base.contract import ChannelSettings
+from adapters.base.registry import available, load
+from adapters.base.sandbox import SandboxCatalog, SandboxHotel
+from channelmgr.config import ChannelConfig, Config, load_config, read_secret
+from channelmgr.ledger import models as m
+from channelmgr.mapping import MappingSet
+from channelmgr.runtime import Runtime
+from channelmgr.sync.limits import CircuitBreaker
+from channelmgr.sync.push import ChannelRuntime, PushSettings, PushWorker
+from channelmgr.sync.receiver import Receiver
+from channelmgr.sync.synclog import SyncLog
+
+log = structlog.get_logger("channelmgr.daemon")
+
+SECRET_FIELDS = ("username", "password", "token", "key", "secret", "session")
+
+
+def sandbox_catalog(ms: MappingSet | None, channel: str) -> SandboxCatalog:
+    """The hotels, rooms and rates a sandbox of ``channel`` knows: the mapped OTA codes."""
+    hotels: dict[str, SandboxHotel] = {}
+    for pm in (ms.properties.values() if ms else ()):
+        ch = pm.channel(channel)
+        if ch is None:
+            continue
+        rooms = {ota_room: [ota_rate for local_rate, ota_rate in ch.rates.items()
+                            if pm.rate_plans[local_rate].room_type == local_room]
+                 for local_room, ota_room in ch.rooms.items()}
+        hotels[ch.hotel_id] = SandboxHotel(code=ch.hotel_id, currency=ch.price.currency or pm.currency,
+                                           timezone=pm.timezone, rooms=rooms)
+    return SandboxCatalog(hotels)
+
+
+def channel_credentials(name: str, cfg: ChannelConfig, env: dict[str, str] | None = None) -> dict[str, str]:
+    creds = {}
+    for f in SECRET_FIELDS:
+        v = read_secret(cfg.credentials, f, env)
+        if v:
+            creds[f] = v
+    return creds
+
+
+def sd_notify(message: str) -> None:
+    """systemd Type=notify in a dozen lines: READY=1, STOPPING=1, WATCHDOG=1."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.connect(addr)
+            s.sendall(message.encode())
+    except OSError:
+        pass
+
+
+class Daemon:
+    def __init__(self, config: Config, *, push_settings: PushSettings | None = None):
+        self.config = config
+        self.run_id = uuid.uuid4().hex[:12]
+        self.rt: Runtime | None = None
+        self.mappings: MappingSet | None = None
+        self.channels: dict[str, ChannelRuntime] = {}
+        self.workers: dict[str, PushWorker] = {}
+        self.worker_tasks: list[asyncio.Task] = []
+        self.synclog: SyncLog | None = None
+        self.receiver: Receiver | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.http: web.AppRunner | None = None
+        self.base_url: str | None = None
+        self.reloader = None
+        self._watch_task: asyncio.Task | None = None
+        self._stopped = asyncio.Event()
+        self._push_settings = push_settings
+        self.demo = None
+        self.started_at = time.monotonic()
+        self._done = asyncio.Event()
+
+    # ---- start --------------------------------------------------------------------
+    async def start(self) -> None:
+        structlog.contextvars.bind_contextvars(run_id=self.run_id)
+        cfg = self.config
+        self.rt = await Runtime.open(config=cfg, schema="auto")
+        self.mappings = self.rt.mappings or await self._last_good_mappings()
+        if self.rt.mapping_errors:
+            for line in self.rt.mapping_errors:
+                log.error("mapping refused; the last good version stays in force", problem=line)
+        if self.mappings is None:
+            raise RuntimeError("no valid mappings: fix mappings/ (see `channelmgr mappings check`)")
+        self.synclog = SyncLog(self.rt.db, self.run_id, self._hotel_to_property)
+        self.synclog.start()
+        self.receiver = Receiver(self.rt.ledger, lambda: self.mappings, on_committed=self.wake_all)
+        await self._start_http()
+        await self._start_channels()
+        await self._release_previous_claims()
+        self._start_workers()
+        self._start_scheduler()
+        await self._start_reloader()
+        self._install_signals()
+        sd_notify("READY=1")
+        log.info("channelmgr is running", http=self.base_url, channels=sorted(self.channels),
+                 properties=sorted(self.mappings.properties), mappings=self.mappings.fingerprint,
+                 database=self.rt.db.dialect)
+
+    async def _last_good_mappings(self) -> MappingSet | None:
+        """The version in force before this start, when mappings/ is broken now."""
+        import tempfile
+        from pathlib import Path
+
+        from channelmgr.mapping import load_mappings
+
+        version = await self.rt.ledger.mapping_in_force()
+        if not version:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, text in version["files"].items():
+                (Path(tmp) / name).write_text(text, encoding="utf-8")
+            return load_mappings(tmp)
+
+    def _hotel_to_property(self, channel: str, hotel: str) -> str | None:
+        pm = self.mappings.by_hotel(channel, hotel) if self.mappings else None
+        return pm.code if pm else None
+
+    async def _start_http(self) -> None:
+        app = web.Application(client_max_size=32 * 1024 ** 2)
+        app.add_routes([web.get("/health", self._h_health), web.get("/api/status", self._h_status)])
+        self._inbound_app = app
+        for name, ccfg in self.config.channels.items():
+            if not ccfg.enabled or name not in available():
+                continue
+            # the inbound routes need the adapter; create it now, endpoint filled in later
+            cls = load(name)
+            settings = ChannelSettings(name, ccfg.endpoint or "http://127.0.0.1:9", {}, dict(ccfg.options),
+                                       ccfg.timeout_seconds)
+            adapter = cls(settings, self.synclog.observer(name))
+            self.channels[name] = ChannelRuntime(
+                name, adapter, CircuitBreaker(self.config.sync.breaker_failures,
+                                              self.config.sync.breaker_reset_seconds))
+            routes = adapter.inbound_routes(self.receiver)
+            if routes:
+                sub = web.Application(client_max_size=32 * 1024 ** 2)
+                sub.add_routes(routes)
+                app.add_subapp(f"/inbound/{name}/", sub)
+        self.http = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self.http.setup()
+        site = web.TCPSite(self.http, self.config.http.host, self.config.http.port)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://{self.config.http.host}:{port}"
+
+    async def _start_channels(self) -> None:
+        for name, chrt in self.channels.items():
+            ccfg = self.config.channels[name]
+            cls = type(chrt.adapter)
+            if ccfg.sandbox:
+                creds = channel_credentials(name, ccfg) or cls.sandbox_credentials()
+                deliver_to = f"{self.base_url}/inbound/{name}" if cls.capabilities.booking_delivery == "push" else None
+                sandbox = cls.make_sandbox(sandbox_catalog(self.mappings, name), creds, deliver_to)
+                endpoint = await sandbox.start("127.0.0.1", 0)
+                chrt.sandbox = sandbox
+                log.info("sandbox started", channel=name, url=endpoint)
+            else:
+                creds = channel_credentials(name, ccfg)
+                endpoint = ccfg.endpoint
+                if not endpoint:
+                    raise RuntimeError(f"channel {name} has no endpoint in config.yaml (or set sandbox: true)")
+            chrt.adapter.settings.endpoint = endpoint
+            chrt.adapter.settings.credentials.update(creds)
+            await self.synclog.set_status(name, breaker=chrt.breaker.state)
+
+    async def _release_previous_claims(self) -> None:
+        """SQLite serves one daemon: pushes claimed by a previous (crashed) run go back at once.
+        On PostgreSQL other daemons may be alive; their claims expire with their leases."""
+        if self.rt.db.dialect != "sqlite":
+            return
+        from sqlalchemy import update
+
+        async def tx(conn):
+            res = await conn.execute(update(m.outbox).where(m.outbox.c.status == "claimed").values(
+                status="pending", claimed_by=None, lease_until=None))
+            return res.rowcount or 0
+
+        n = await self.rt.db.write(tx)
+        if n:
+            log.info("pushes claimed by the previous run released", rows=n)
+
+    def _start_workers(self) -> None:
+        s = self._push_settings or PushSettings(
+            lease_seconds=self.config.sync.claim_lease_seconds, max_attempts=self.config.sync.max_attempts,
+            horizon_days=self.config.sync.horizon_days, flush_interval=self.config.sync.flush_interval_seconds)
+        for name, chrt in self.channels.items():
+            w = PushWorker(chrt, self.rt.ledger, lambda: self.mappings, self.synclog, s,
+                           worker_id=f"{name}-{self.run_id}")
+            self.workers[name] = w
+            self.worker_tasks.append(asyncio.create_task(self._guard(w.run(), f"push-{name}"), name=f"push-{name}"))
+
+    async def _guard(self, coro, what: str) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.error("background task died", task=what, error=f"{e.__class__.__name__}: {e}")
+
+    def _start_scheduler(self) -> None:
+        sch = AsyncIOScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
+                                                            "misfire_grace_time": 30})
+        cfg = self.config
+        # coroutines run on the event loop; a plain function would run in a thread
+        sch.add_job(self._flush, "interval", seconds=cfg.sync.flush_interval_seconds, id="flush")
+        for name, chrt in self.channels.items():
+            if chrt.adapter.capabilities.booking_delivery == "pull":
+                sch.add_job(self.pull, "interval", args=[name], seconds=cfg.channels[name].pull_interval_seconds,
+                            id=f"pull:{name}", next_run_time=datetime.now(timezone.utc) + timedelta(seconds=1))
+        hh, mm = (int(x) for x in cfg.sync.nightly_full_sync_at.split(":"))
+        from tzlocal import get_localzone
+
+        sch.add_job(self.full_sync, "cron", hour=hh, minute=mm, id="full-sync", timezone=get_localzone())
+        sch.add_job(self.watchdog, "interval", seconds=cfg.sync.watchdog_interval_seconds, id="watchdog")
+        if cfg.demo.synthetic_guests and any(c.sandbox for c in self.channels.values()):
+            from channelmgr.demo import SyntheticGuests
+
+            self.demo = SyntheticGuests(self, seed=cfg.demo.seed)
+            if cfg.demo.bookings_per_minute > 0:
+                sch.add_job(self.demo.tick, "interval", seconds=60.0 / cfg.demo.bookings_per_minute, id="demo",
+                            next_run_time=datetime.now(timezone.utc) + timedelta(seconds=3))
+            asyncio.get_running_loop().create_task(self._guard(self.demo.seed_ledger(), "demo-seed"))
+        sch.start()
+        self.scheduler = sch
+
+    async def _start_reloader(self) -> None:
+        try:
+            from channelmgr.mapping.reload import MappingReloader
+        except ImportError:  # pragma: no cover - reload lands with the mappings work
+            return
+        self.reloader = MappingReloader(self.rt, on_change=self._mappings_changed)
+        self._watch_task = asyncio.create_task(self._guard(self.reloader.watch(), "mapping-watch"), name="watch")
+
+    def _mappings_changed(self, ms: MappingSet) -> None:
+        self.mappings = ms
+        for name, chrt in self.channels.items():
+            if chrt.sandbox is not None:
+                chrt.sandbox.catalog = sandbox_catalog(ms, name)
+        self.wake_all()
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda s=sig: asyncio.ensure_future(self.stop(reason=s.name)))
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
+
+    # ---- jobs ---------------------------------------------------------------------
+    async def _flush(self) -> None:
+        self.wake_all()
+
+    def wake_all(self, *_: Any) -> None:
+        for c in self.channels.values():
+            c.wakeup.set()
+
+    async def pull(self, name: str) -> int:
+        """Fetch new booking revisions of a pull channel, commit them, then acknowledge."""
+        chrt = self.channels[name]
+        structlog.contextvars.bind_contextvars(channel=name)
+        try:
+            deliveries = await chrt.adapter.pull_bookings()
+        except Exception as e:
+            log.warning("pull failed; will try again", channel=name, error=str(e))
+            await self.synclog.set_status(name, error=f"pull: {e}")
+            return 0
+        finally:
+            structlog.contextvars.unbind_contextvars("channel")
+        if not deliveries:
+            return 0
+        accepted = await self.receiver.ingest(name, deliveries)
+        if accepted:
+            try:
+                await chrt.adapter.acknowledge(accepted)
+            except Exception as e:  # committed but not acknowledged: the OTA re-sends, we answer duplicate
+                log.warning("acknowledge failed; the OTA will send them again", channel=name, error=str(e),
+                            bookings=len(accepted))
+        return len(accepted)
+
+    async def full_sync(self) -> int:
+        """Every channel re-sends every property over its horizon (one 'full' row each)."""
+        n = 0
+
+        async def tx(conn):
+            nonlocal n
+            props = (await conn.execute(select(m.properties.c.id, m.properties.c.code).where(
+                m.properties.c.active.is_(True)))).all()
+            for pid, code in props:
+                chans = [c for c in self.channels if self.mappings and self.mappings.get(code)
+                         and self.mappings.get(code).channel(c)]
+                if chans:
+                    n += await self.rt.ledger.enqueue(conn, pid, chans, [("full", None, None, None)],
+                                                      f"full-sync-{self.run_id}")
+
+        await self.rt.db.write(tx)
+        log.info("nightly full sync queued", rows=n)
+        self.wake_all()
+        return n
+
+    async def watchdog(self) -> None:
+        sd_notify("WATCHDOG=1")
+        for w in self.workers.values():
+            await w.release(stale_only=True)
+        try:
+            from channelmgr.sync.drift import check_drift
+        except ImportError:
+            return
+        for name, chrt in self.channels.items():
+            if chrt.adapter.capabilities.readback:
+                try:
+                    await check_drift(self, name)
+                except Exception as e:
+                    log.warning("drift check failed", channel=name, error=str(e))
+
+    async def reload(self, reason: str) -> Any:
+        if self.reloader is None:
+            return None
+        return await self.reloader.reload(reason)
+
+    # ---- http ---------------------------------------------------------------------
+    async def _h_health(self, request: web.Request) -> web.Response:
+        out = {"status": "ok", "run_id": self.run_id,
+               "uptime_seconds": round(time.monotonic() - self.started_at, 1),
+               "mappings": self.mappings.fingerprint if self.mappings else None,
+               "channels": {n: {"breaker": c.breaker.state,
+                                "push_calls": self.workers[n].pushed_calls if n in self.workers else 0,
+                                "push_items": self.workers[n].pushed_items if n in self.workers else 0}
+                            for n, c in self.channels.items()}}
+        if any(c.breaker.state == "open" for c in self.channels.values()):
+            out["status"] = "degraded"
+        return web.json_response(out)
+
+    async def _h_status(self, request: web.Request) -> web.Response:
+        from channelmgr.ops import status
+
+        return web.json_response(await status(self.rt.db, list(self.channels)), dumps=_dumps)
+
+    # ---- stop ---------------------------------------------------------------------
+    async def stop(self, reason: str = "stop") -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        sd_notify("STOPPING=1")
+        log.info("stopping", reason=reason)
+        grace = self.config.sync.shutdown_grace_seconds
+        if self.scheduler:
+            self.scheduler.shutdown(wait=False)
+        if self._watch_task:
+            self._watch_task.cancel()
+        await asyncio.gather(*(w.stop(grace) for w in self.workers.values()), return_exceptions=True)
+        for t in self.worker_tasks:
+            t.cancel()
+        await asyncio.gather(*self.worker_tasks, return_exceptions=True)
+        if self.http:
+            await self.http.cleanup()
+        for c in self.channels.values():
+            try:
+                await c.adapter.close()
+            finally:
+                if c.sandbox is not None:
+                    await c.sandbox.stop()
+        if self.synclog:
+            await self.synclog.stop()
+        if self.rt:
+            await self.rt.close()
+        self._done.set()
+        log.info("stopped", reason=reason)
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        await self._done.wait()
+
+
+def _dumps(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, default=str, ensure_ascii=False)
+
+
+async def run(config_path: str | None) -> int:
+    from channelmgr.logsetup import configure
+
+    cfg = load_config(config_path)
+    configure(cfg.log.format, cfg.log.level)
+    d = Daemon(cfg)
+    try:
+        await d.serve_forever()
+    except BaseException:
+        await d.stop("error")
+        raise
+    return 0

@@ -1,0 +1,122 @@
+"""Connections to the ledger's database: SQLite by default, PostgreSQL by URL.
+
+Every write is one transaction run through :meth:`Database.write`, which on SQLite starts
+with ``BEGIN IMMEDIATE`` (the write lock is taken at once, so two writers never both read
+a stale count and then both sell the last room) and on PostgreSQL retries the whole
+transaction function on serialization failure or deadlock. A transaction function may run
+more than once, so it must only touch the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+from typing import Any, Awaitable, Callable, TypeVar
+
+import structlog
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+T = TypeVar("T")
+log = structlog.get_logger("channelmgr.db")
+
+# PostgreSQL: serialization_failure, deadlock_detected, lock_not_available
+_PG_RETRY = {"40001", "40P01", "55P03"}
+
+
+def async_url(url: str) -> str:
+    """The SQLAlchemy async URL for a config URL (sqlite:///..., postgresql://...)."""
+    if url.startswith("sqlite+aiosqlite:") or url.startswith("postgresql+asyncpg:"):
+        return url
+    if url.startswith("sqlite:"):
+        return "sqlite+aiosqlite:" + url[len("sqlite:"):]
+    for prefix in ("postgresql+psycopg:", "postgresql+psycopg2:", "postgresql:", "postgres:"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg:" + url[len(prefix):]
+    raise ValueError(f"unsupported database url: {redact_url(url)}")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for logs and errors."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
+    return url
+
+
+def _retriable(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    if code in _PG_RETRY:
+        return True
+    text = str(exc).lower()
+    return "database is locked" in text or "deadlock detected" in text or "could not serialize" in text
+
+
+class Database:
+    def __init__(self, url: str, *, busy_timeout_ms: int = 10_000, pool_size: int = 10, echo: bool = False):
+        self.url = url
+        self.sa_url = async_url(url)
+        self.dialect = "sqlite" if self.sa_url.startswith("sqlite") else "postgresql"
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.dialect == "sqlite":
+            path = self.sa_url.split(":///", 1)[1] if ":///" in self.sa_url else ""
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": busy_timeout_ms / 1000}
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(self.sa_url, **kwargs)
+        if self.dialect == "sqlite":
+            self._wire_sqlite(busy_timeout_ms)
+
+    def _wire_sqlite(self, busy_timeout_ms: int) -> None:
+        sync_engine = self.engine.sync_engine
+
+        @event.listens_for(sync_engine, "connect")
+        def _on_connect(dbapi_conn, _record):  # pragma: no cover - exercised by every test
+            # let SQLAlchemy, not the driver, decide when transactions begin
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            # FULL: a committed booking survives a power cut, not only a crash
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.close()
+
+        @event.listens_for(sync_engine, "begin")
+        def _on_begin(conn):  # pragma: no cover
+            if conn.get_execution_options().get("channelmgr_readonly"):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    async def write(self, fn: Callable[[AsyncConnection], Awaitable[T]], *, attempts: int = 8) -> T:
+        """Run ``fn`` in one write transaction, retrying it on a lock conflict."""
+        delay = 0.02
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.engine.begin() as conn:
+                    return await fn(conn)
+            except (OperationalError, DBAPIError) as e:
+                if attempt == attempts or not _retriable(e):
+                    raise
+                log.debug("transaction retried", attempt=attempt, reason=str(e.orig)[:120])
+                await asyncio.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")
+
+    async def read(self, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run ``fn`` in a read-only transaction (a consistent snapshot, no write lock)."""
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(channelmgr_readonly=True)
+            async with conn.begin():
+                return await fn(conn)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

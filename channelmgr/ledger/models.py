@@ -1,0 +1,329 @@
+"""The ledger's tables. The ledger is the truth (DESIGN.md invariant 1).
+
+Names are the hotel's: a *night* is a stay date in the property's time zone; *physical*
+rooms are what the hotel owns for that night, *out_of_order* cannot be sold, *sold* are
+booked, *held* are blocked for groups or the front desk. Free = physical - out_of_order -
+sold - held. Money is always an integer in minor units next to its ISO currency.
+
+Columns named ``*_ct`` hold ciphertext (channelmgr.security), never plain guest data.
+Schema changes go through Alembic migrations in ``migrations/versions``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+    true,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BigInteger primary keys that still autoincrement on SQLite
+Id = BigInteger().with_variant(Integer(), "sqlite")
+TS = DateTime(timezone=True)
+
+properties = Table(
+    "properties",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("active", Boolean, nullable=False, server_default=true()),
+)
+
+room_types = Table(
+    "room_types",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("property_id", ForeignKey("properties.id"), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("physical_rooms", Integer, nullable=False),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    UniqueConstraint("property_id", "code", name="uq_room_types_property_code"),
+)
+
+rate_plans = Table(
+    "rate_plans",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("property_id", ForeignKey("properties.id"), nullable=False),
+    Column("room_type_id", ForeignKey("room_types.id"), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("occupancy", Integer, nullable=False),
+    Column("meal_plan", String(32), nullable=True),
+    # a derived plan takes its price from its parent through rules held in the mapping
+    Column("parent_id", ForeignKey("rate_plans.id"), nullable=True),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    UniqueConstraint("property_id", "code", name="uq_rate_plans_property_code"),
+)
+
+# which channels a property is listed on: bookings and ARI changes fan out to these
+property_channels = Table(
+    "property_channels",
+    metadata,
+    Column("property_id", ForeignKey("properties.id"), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+)
+
+inventory = Table(
+    "inventory",
+    metadata,
+    Column("room_type_id", ForeignKey("room_types.id"), primary_key=True),
+    Column("night", Date, primary_key=True),
+    Column("property_id", ForeignKey("properties.id"), nullable=False),
+    # NULL physical = the room type's physical_rooms (set per night to override)
+    Column("physical", Integer, nullable=True),
+    Column("out_of_order", Integer, nullable=False, server_default=text("0")),
+    Column("sold", Integer, nullable=False, server_default=text("0")),
+    Column("held", Integer, nullable=False, server_default=text("0")),
+    Index("ix_inventory_property_night", "property_id", "night"),
+)
+
+rates = Table(
+    "rates",
+    metadata,
+    Column("rate_plan_id", ForeignKey("rate_plans.id"), primary_key=True),
+    Column("night", Date, primary_key=True),
+    Column("occupancy", Integer, primary_key=True),
+    Column("property_id", ForeignKey("properties.id"), nullable=False),
+    Column("price_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Index("ix_rates_property_night", "property_id", "night"),
+)
+
+restrictions = Table(
+    "restrictions",
+    metadata,
+    Column("rate_plan_id", ForeignKey("rate_plans.id"), primary_key=True),
+    Column("night", Date, primary_key=True),
+    Column("property_id", ForeignKey("properties.id"), nullable=False),
+    Column("min_los", Integer, nullable=True),
+    Column("max_los", Integer, nullable=True),
+    Column("cta", Boolean, nullable=True),
+    Column("ctd", Boolean, nullable=True),
+    Column("stop_sell", Boolean, nullable=True),
+    Index("ix_restrictions_property_night", "property_id", "night"),
+)
+
+bookings = Table(
+    "bookings",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("property_id", ForeignKey("properties.id"), nullable=True),
+    Column("hotel_code", String(64), nullable=False),  # the OTA's hotel id as received
+    Column("channel", String(32), nullable=False),
+    Column("ota_booking_id", String(128), nullable=False),
+    Column("confirmation", String(32), nullable=True),  # our number, given to the OTA
+    Column("status", String(16), nullable=False),  # confirmed | cancelled | pending
+    Column("revision", String(128), nullable=True),  # the revision in force
+    Column("revised_at", TS, nullable=True),
+    Column("checkin", Date, nullable=True),
+    Column("checkout", Date, nullable=True),
+    Column("rooms", Integer, nullable=False, server_default=text("0")),
+    Column("amount_minor", BigInteger, nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("booked_at", TS, nullable=True),  # when the guest booked (the OTA's time)
+    Column("received_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("guest_name_ct", Text, nullable=True),
+    Column("guest_phone_ct", Text, nullable=True),
+    Column("guest_email_ct", Text, nullable=True),
+    Column("guest_id_number_ct", Text, nullable=True),
+    Column("special_requests_ct", Text, nullable=True),
+    Column("overbooked", Boolean, nullable=False, server_default=false()),
+    Column("unmapped", Boolean, nullable=False, server_default=false()),
+    UniqueConstraint("channel", "ota_booking_id", name="uq_bookings_channel_ota_id"),
+    Index("ix_bookings_property_checkin", "property_id", "checkin"),
+)
+
+booking_nights = Table(
+    "booking_nights",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("booking_id", ForeignKey("bookings.id"), nullable=False, index=True),
+    Column("room_type_id", ForeignKey("room_types.id"), nullable=True),
+    Column("rate_plan_id", ForeignKey("rate_plans.id"), nullable=True),
+    Column("room_code", String(64), nullable=False),  # the OTA's codes as received
+    Column("rate_code", String(64), nullable=True),
+    Column("night", Date, nullable=False),
+    Column("rooms", Integer, nullable=False),
+    Column("price_minor", BigInteger, nullable=True),
+    # whether these rooms were taken off the ledger's inventory (False when unmapped)
+    Column("counted", Boolean, nullable=False),
+)
+
+booking_revisions = Table(
+    "booking_revisions",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("booking_id", ForeignKey("bookings.id"), nullable=False, index=True),
+    Column("channel", String(32), nullable=False),
+    Column("ota_booking_id", String(128), nullable=False),
+    Column("revision", String(128), nullable=False),
+    Column("action", String(16), nullable=False),  # new | modify | cancel
+    Column("revised_at", TS, nullable=True),
+    Column("received_at", TS, nullable=False),
+    Column("inbox_id", ForeignKey("inbox.id"), nullable=True),
+    # applied | superseded (an older revision that arrived late)
+    Column("outcome", String(16), nullable=False),
+    UniqueConstraint("channel", "ota_booking_id", "revision", name="uq_booking_revisions_key"),
+)
+
+# every message an OTA sends us, stored before anything else is done with it
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("channel", String(32), nullable=False),
+    Column("received_at", TS, nullable=False),
+    Column("kind", String(32), nullable=False),  # reservation | cancel | ...
+    Column("body_ct", Text, nullable=False),  # the raw message, encrypted (guest data)
+    # sha256 of the raw body: the same message pulled again is recognised, not stored twice
+    Column("body_sha256", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # received | applied | duplicate | failed
+    Column("error", Text, nullable=True),
+    Column("ota_booking_id", String(128), nullable=True),
+    Column("revision", String(128), nullable=True),
+    Column("processed_at", TS, nullable=True),
+    Index("ix_inbox_status", "status"),
+    Index("ix_inbox_channel_sha", "channel", "body_sha256"),
+)
+
+journal = Table(
+    "journal",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("at", TS, nullable=False),
+    Column("actor", String(64), nullable=False),  # cli:user, channel:booking, mapping, api
+    Column("property_id", ForeignKey("properties.id"), nullable=True),
+    Column("entity", String(32), nullable=False),  # inventory | rate | restriction | booking | ...
+    Column("entity_key", JSON, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("correlation_id", String(64), nullable=False),
+    Index("ix_journal_property_id", "property_id", "id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("channel", String(32), nullable=False),
+    Column("property_id", ForeignKey("properties.id"), nullable=False),
+    # rooms | rate | full (every cell of the property on this channel, over its horizon)
+    Column("kind", String(8), nullable=False),
+    Column("room_type_id", ForeignKey("room_types.id"), nullable=True),
+    Column("rate_plan_id", ForeignKey("rate_plans.id"), nullable=True),
+    Column("night", Date, nullable=True),
+    # the push key: one pending row per (channel, cell); a later change re-uses it
+    Column("cell", String(96), nullable=False),
+    Column("status", String(8), nullable=False),  # pending | claimed | done | dead
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("available_at", TS, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("claimed_by", String(64), nullable=True),
+    Column("lease_until", TS, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("correlation_id", String(64), nullable=True),
+    Index("ix_outbox_claim", "status", "channel", "available_at"),
+    Index(
+        "uq_outbox_pending_cell",
+        "channel",
+        "cell",
+        unique=True,
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+)
+
+conflicts = Table(
+    "conflicts",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("at", TS, nullable=False),
+    Column("property_id", ForeignKey("properties.id"), nullable=True),
+    Column("channel", String(32), nullable=True),
+    # overbooking | unmapped_code | malformed_message | drift | price_mismatch | out_of_order | dead_letter
+    Column("kind", String(32), nullable=False),
+    Column("booking_id", ForeignKey("bookings.id"), nullable=True),
+    Column("inbox_id", ForeignKey("inbox.id"), nullable=True),
+    Column("summary", Text, nullable=False),
+    Column("detail", JSON, nullable=True),
+    Column("status", String(16), nullable=False, server_default=text("'open'")),
+    Column("resolved_at", TS, nullable=True),
+    Index("ix_conflicts_status", "status", "at"),
+)
+
+sync_log = Table(
+    "sync_log",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("at", TS, nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("channel", String(32), nullable=False),
+    Column("property", String(64), nullable=True),  # the property code
+    Column("direction", String(4), nullable=False),  # out | in
+    Column("operation", String(64), nullable=False),
+    Column("items", Integer, nullable=False, server_default=text("0")),
+    Column("result", String(16), nullable=False),  # ok | partial | retry | failed | rejected
+    Column("duration_ms", Float, nullable=False),
+    Column("request_id", String(128), nullable=True),
+    Column("attempt", Integer, nullable=False, server_default=text("1")),
+    Column("error", Text, nullable=True),
+    Column("request", Text, nullable=True),  # redacted
+    Column("response", Text, nullable=True),  # redacted
+    Index("ix_sync_log_channel_at", "channel", "at"),
+    Index("ix_sync_log_at", "at"),
+)
+
+channel_status = Table(
+    "channel_status",
+    metadata,
+    Column("channel", String(32), primary_key=True),
+    Column("breaker", String(16), nullable=False, server_default=text("'closed'")),
+    Column("last_success_at", TS, nullable=True),
+    Column("last_error_at", TS, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("updated_at", TS, nullable=False),
+)
+
+# every mapping version put in force, whole: "what is in force" for `mappings diff`, and history
+mapping_versions = Table(
+    "mapping_versions",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("at", TS, nullable=False),
+    Column("fingerprint", String(32), nullable=False, index=True),
+    Column("files", JSON, nullable=False),  # {path: text}
+    Column("actor", String(64), nullable=False),
+)

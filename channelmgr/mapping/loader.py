@@ -1,0 +1,504 @@
+"""Reading mappings/*.yaml: every problem, with file:line:col and a plain sentence.
+
+Checks go beyond the shape of the file: a channel mapping that names a room type the hotel
+does not have, two local plans mapped to one OTA code, a derived plan whose chain comes
+back to itself, a currency the channel cannot take, money with more decimals than its
+currency has, the same OTA hotel id in two files.
+Nothing half-valid is ever returned: either a whole MappingSet or a YamlFileError.
+
+What an OTA can hold (restrictions, currencies) is what its adapter declares; callers may
+pass ``capabilities_for`` (channel name -> Capabilities, or None for an unknown channel)
+instead of the installed adapters.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import pydantic
+
+from channelmgr import yamlfile
+from channelmgr.mapping.model import MappingSet, PropertyMapping, fingerprint
+from channelmgr.mapping.schema import RESTRICTIONS, MappingFile
+from channelmgr.money import exponent
+from channelmgr.yamlfile import Problem, YamlFileError
+
+CapabilitiesFor = Callable[[str], Any]
+
+
+class AdapterUnavailable(Exception):
+    """The adapter of a known channel is installed but cannot be imported."""
+
+
+def mapping_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand folders to their *.yaml / *.yml files, sorted; keep files as given.
+
+    Editors' temporary and backup files (.swp, ~, #...#, .#lock) are not mapping files.
+    """
+    out: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            out.extend(sorted(f for f in p.iterdir()
+                              if f.suffix in (".yaml", ".yml") and not f.name.startswith((".", "#", "~"))
+                              and f.is_file()))
+        else:
+            out.append(p)
+    return out
+
+
+def registry_capabilities(name: str):
+    """The installed adapter's declared limits; None when no adapter of that name exists."""
+    from adapters.base.registry import available, load
+
+    if name not in available():
+        return None
+    try:
+        return load(name).capabilities
+    except Exception as e:  # an adapter that cannot be imported is not one we can check against
+        raise AdapterUnavailable(f"{e.__class__.__name__}: {e}") from None
+
+
+def read_texts(paths: Iterable[str | Path]) -> tuple[dict[str, str], list[Problem]]:
+    """The text of every mapping file under ``paths``, read once (what is read is what is checked)."""
+    texts: dict[str, str] = {}
+    problems: list[Problem] = []
+    for f in mapping_files(paths):
+        try:
+            texts[str(f)] = f.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            problems.append(Problem(str(f), 1, 1, "the file does not exist"))
+        except IsADirectoryError:
+            problems.append(Problem(str(f), 1, 1, "this is a folder, not a mapping file"))
+        except UnicodeDecodeError as e:
+            problems.append(Problem(str(f), 1, 1, f"the file is not UTF-8 text ({e.reason})"))
+    return texts, problems
+
+
+# ---- one file --------------------------------------------------------------------
+
+
+def check_file(path: Path | str, text: str | None = None, capabilities_for: CapabilitiesFor | None = None
+               ) -> tuple[PropertyMapping | None, list[Problem], Any]:
+    """One file: (mapping or None, problems, the parsed tree for positions)."""
+    path = str(path)
+    try:
+        tree = yamlfile.load(path, text)
+    except YamlFileError as e:
+        return None, [_explain_indentation(p, text) for p in e.problems], None
+    if not isinstance(tree, dict):
+        return None, [Problem(path, 1, 1, "a mapping file is a block of 'key: value' lines "
+                                          "starting with 'property:'")], tree
+    caps_for = capabilities_for or registry_capabilities
+    try:
+        mf = _validate(tree, path)
+    except YamlFileError as e:
+        # report the rest too: what fits together is checked on the parts that are valid
+        parts = _valid_parts(tree)
+        return None, sorted(list(e.problems) + _semantic(parts, tree, path, caps_for),
+                            key=lambda p: (p.line, p.col)), tree
+    problems = _semantic(_Parts.of(mf), tree, path, caps_for)
+    return (None if problems else PropertyMapping(path, mf)), problems, tree
+
+
+@dataclass
+class _Parts:
+    """The valid parts of a file, with their index in it (for positions), and the codes of
+    broken room types and rate plans, which are declared even if not valid: a reference to
+    one is not a second mistake."""
+
+    property: Any
+    room_types: list[tuple[int, Any]]
+    rate_plans: list[tuple[int, Any]]
+    channels: dict[str, Any]
+    broken_room_types: dict[str, int] = field(default_factory=dict)  # code -> index in the file
+    broken_rate_plans: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, mf: MappingFile) -> _Parts:
+        return cls(mf.property, list(enumerate(mf.room_types)), list(enumerate(mf.rate_plans)), dict(mf.channels))
+
+    def codes(self, key: str) -> str:
+        """Every room type (or rate plan) code declared, valid or not, in file order."""
+        items, broken = ((self.room_types, self.broken_room_types) if key == "room_types"
+                         else (self.rate_plans, self.broken_rate_plans))
+        ordered = sorted([(i, m.code) for i, m in items] + [(i, code) for code, i in broken.items()])
+        return ", ".join(dict.fromkeys(code for _, code in ordered)) or "none"
+
+
+def _valid_parts(tree: Any) -> _Parts:
+    from channelmgr.mapping.schema import (
+        ChannelMapping,
+        PropertyInfo,
+        RatePlan,
+        RoomType,
+    )
+
+    raw = yamlfile.plain(tree)
+
+    def ok(model, data):
+        try:
+            return model.model_validate(data)
+        except (pydantic.ValidationError, TypeError, ValueError):
+            return None
+
+    def items(key, model, broken):
+        out = []
+        seq = raw.get(key)
+        for i, item in enumerate(seq if isinstance(seq, list) else []):
+            m = ok(model, item)
+            if m is not None:
+                out.append((i, m))
+            elif isinstance(item, dict) and item.get("code") is not None:
+                broken.setdefault(str(item["code"]), i)
+        return out
+
+    broken_rt: dict[str, int] = {}
+    broken_rp: dict[str, int] = {}
+    chans = raw.get("channels") if isinstance(raw.get("channels"), dict) else {}
+    return _Parts(ok(PropertyInfo, raw.get("property")), items("room_types", RoomType, broken_rt),
+                  items("rate_plans", RatePlan, broken_rp),
+                  {n: c for n, c in ((str(n), ok(ChannelMapping, c)) for n, c in chans.items()) if c is not None},
+                  broken_rt, broken_rp)
+
+
+def _explain_indentation(problem: Problem, text: str | None) -> Problem:
+    """YAML's own words for a bad indentation ('expected <block end>', or a ':' that is not
+    allowed because the line was read as the rest of the value above) become a sentence
+    that names the two lines that do not line up."""
+    msg = problem.message
+    if text is None or not (msg.startswith("the indentation is wrong") or msg.startswith("a ':' appears")):
+        return problem
+    lines = text.splitlines()
+    i = problem.line - 1
+    if not 0 <= i < len(lines):
+        return problem
+
+    def indent(line: str) -> int:
+        return len(line) - len(line.lstrip(" ")) + 1
+
+    j = i - 1
+    while j >= 0 and (not lines[j].strip() or lines[j].lstrip().startswith("#")):
+        j -= 1
+    if j < 0:
+        return problem
+    col, above = indent(lines[i]), indent(lines[j])
+    if msg.startswith("a ':' appears"):
+        if col <= above or ":" not in lines[j] or lines[j].rstrip().endswith(":"):
+            return problem
+        return Problem(problem.file, problem.line, col,
+                       f"the indentation is wrong here: this line starts at column {col}, further in than "
+                       f"line {j + 1} above (column {above}), so it is read as part of that line's value; "
+                       f"line it up with line {j + 1}")
+    return Problem(problem.file, problem.line, col,
+                   f"the indentation is wrong here: this line starts at column {col} and line {j + 1} above "
+                   f"at column {above}; keys of one block start at the same column, and a block under a key "
+                   "is indented further than that key")
+
+
+def _validate(tree: Any, path: str) -> MappingFile:
+    """Like yamlfile.validate, but a misspelt key is one problem, not two: 'phisical_rooms is
+    not a key here; did you mean physical_rooms' already says that physical_rooms is missing."""
+    try:
+        return MappingFile.model_validate(yamlfile.plain(tree))
+    except pydantic.ValidationError as e:
+        errors = e.errors()
+    extra = {}
+    for err in errors:
+        if err["type"] == "extra_forbidden":
+            extra.setdefault(tuple(err["loc"][:-1]), []).append(str(err["loc"][-1]))
+    problems = []
+    for err in errors:
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        if err["type"] == "missing" and difflib.get_close_matches(str(loc[-1]), extra.get(loc[:-1], []), n=1):
+            continue
+        if err["type"] == "extra_forbidden":
+            line, col = yamlfile.key_position(tree, loc)
+        else:
+            line, col = yamlfile.position(tree, loc)
+        problems.append(Problem(path, line, col, yamlfile.sentence(err, MappingFile)))
+    raise YamlFileError(problems)
+
+
+def _suggest(word: str, candidates: list[str]) -> list[str]:
+    """The code someone probably meant: same letters in another order or case first
+    (BAR-KD -> BAR-DK), then the closest by spelling."""
+    for c in candidates:
+        if c.lower() == word.lower() or sorted(c.lower()) == sorted(word.lower()):
+            return [c]
+    return difflib.get_close_matches(word, candidates, n=1)
+
+
+def _money_problem(value: Decimal, what: str, currency: str) -> str | None:
+    exp = exponent(currency)
+    scaled = value.scaleb(exp)
+    if scaled != scaled.to_integral_value():
+        return (f"{what} {value} has more decimals than {currency} has ({exp}); "
+                f"prices in {currency} are counted in {'whole units' if exp == 0 else f'{exp} decimals'}")
+    return None
+
+
+def _ending_problem(ending: str, currency: str) -> str | None:
+    exp = exponent(currency)
+    if exp == 0:
+        return f"{currency} prices have no decimals, so they cannot end in {ending}; use 'round' instead"
+    if len(ending) - 1 != exp:
+        example = "." + "9" * exp
+        return f"an ending for {currency} has {exp} decimals, like {example} or .{'0' * exp}, not {ending}"
+    return None
+
+
+def _semantic(parts: _Parts, tree: Any, path: str, capabilities_for: CapabilitiesFor) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def at(loc: tuple, msg: str, key: bool = False) -> None:
+        line, col = (yamlfile.key_position if key else yamlfile.position)(tree, loc)
+        problems.append(Problem(path, line, col, msg))
+
+    prop = parts.property
+    rts: dict[str, int] = {}
+    for i, rt in parts.room_types:
+        if rt.code in rts:
+            at(("room_types", i, "code"), f"room type '{rt.code}' is declared twice (also item {rts[rt.code] + 1})")
+        rts.setdefault(rt.code, i)
+    declared_rts = set(rts) | set(parts.broken_room_types)
+    rps: dict[str, int] = {}
+    for i, rp in parts.rate_plans:
+        if rp.code in rps:
+            at(("rate_plans", i, "code"), f"rate plan '{rp.code}' is declared twice")
+        rps.setdefault(rp.code, i)
+        if rp.room_type not in declared_rts:
+            at(("rate_plans", i, "room_type"),
+               f"rate plan '{rp.code}' sells room type '{rp.room_type}', which this hotel does not have "
+               f"(room types: {parts.codes('room_types')})")
+        raw = tree["rate_plans"][i]
+        if rp.derived_from is None and isinstance(raw, dict) and "inherit" in raw:
+            at(("rate_plans", i, "inherit"),
+               f"rate plan '{rp.code}' is not derived from another plan, so it has nothing to inherit: "
+               "remove 'inherit' or add 'derived_from'", key=True)
+        for j, step in enumerate(rp.steps):
+            s = step.step()
+            msg = None
+            if prop is None:
+                break
+            if s.kind in ("amount", "round"):
+                msg = _money_problem(s.value, f"'{s.kind}'", prop.currency)
+            elif s.kind == "ending":
+                msg = _ending_problem(step.ending, prop.currency)
+            if msg:
+                at(("rate_plans", i, "steps", j, s.kind), msg)
+    by_code = {rp.code: rp for _, rp in parts.rate_plans}
+    declared_rps = set(by_code) | set(parts.broken_rate_plans)
+    for i, rp in parts.rate_plans:
+        if rp.derived_from is None:
+            continue
+        if rp.derived_from not in declared_rps:
+            close = _suggest(rp.derived_from, list(by_code))
+            at(("rate_plans", i, "derived_from"),
+               f"rate plan '{rp.code}' is derived from '{rp.derived_from}', which is not a rate plan of this hotel"
+               + (f"; did you mean '{close[0]}'?" if close else ""))
+            continue
+        # follow the chain; only plans *on* a circle are at fault (a plan derived from one is not)
+        seen = [rp.code]
+        cur = by_code.get(rp.derived_from)
+        while cur is not None and cur.code not in seen:
+            seen.append(cur.code)
+            cur = by_code.get(cur.derived_from) if cur.derived_from else None
+        if cur is not None and cur.code == rp.code:
+            loop = " -> ".join(seen + [rp.code])
+            at(("rate_plans", i, "derived_from"),
+               f"rate plan '{rp.code}' is derived in a circle ({loop}): a price cannot come from itself")
+
+    for name, ch in parts.channels.items():
+        try:
+            caps = capabilities_for(name)
+        except AdapterUnavailable as e:
+            at(("channels", name), f"the {name} adapter is installed but cannot be loaded ({e}), so this "
+                                   "mapping cannot be checked against what the channel accepts", key=True)
+            continue
+        if caps is None:
+            from channelmgr.config import CHANNEL_NAMES
+
+            close = _suggest(name, list(CHANNEL_NAMES))
+            at(("channels", name), f"'{name}' is not a channel this installation knows"
+                                   + (f"; did you mean '{close[0]}'?" if close
+                                      else f" (channels: {', '.join(CHANNEL_NAMES)})"), key=True)
+            continue
+        for local in ch.rooms:
+            if local not in declared_rts:
+                at(("channels", name, "rooms", local),
+                   f"the {name} mapping names room type '{local}', which this hotel does not have "
+                   f"(room types: {parts.codes('room_types')})", key=True)
+        seen_ota: dict[str, str] = {}
+        for local, ota in ch.rooms.items():
+            if ota in seen_ota:
+                at(("channels", name, "rooms", local),
+                   f"room types '{seen_ota[ota]}' and '{local}' are both mapped to {name} room '{ota}'; "
+                   "each OTA room code can stand for one room type only")
+            seen_ota.setdefault(ota, local)
+        seen_ota = {}
+        for local, ota in ch.rates.items():
+            if local not in declared_rps:
+                at(("channels", name, "rates", local),
+                   f"the {name} mapping names rate plan '{local}', which this hotel does not have "
+                   f"(rate plans: {parts.codes('rate_plans')})", key=True)
+                continue
+            if ota in seen_ota:
+                at(("channels", name, "rates", local),
+                   f"rate plans '{seen_ota[ota]}' and '{local}' are both mapped to {name} rate '{ota}'; "
+                   "each OTA rate code can stand for one rate plan only")
+            seen_ota.setdefault(ota, local)
+            if local not in by_code:
+                continue
+            rt = by_code[local].room_type
+            if rt in rts and rt not in ch.rooms:
+                at(("channels", name, "rates", local),
+                   f"rate plan '{local}' sells room type '{rt}', which is not mapped for {name} "
+                   f"(add it under channels.{name}.rooms)")
+        if prop is None:
+            continue
+        currency = ch.price.currency or prop.currency
+        if caps.currencies is not None and currency not in caps.currencies:
+            loc = ("channels", name, "price", "currency") if ch.price.currency else ("channels", name)
+            at(loc, f"{name} takes prices in {', '.join(sorted(caps.currencies))} only, not {currency}; "
+                    "set price.currency and price.rate to convert", key=not ch.price.currency)
+        if currency != prop.currency and ch.price.rate is None:
+            at(("channels", name, "price"),
+               f"{name} prices are in {currency} but the hotel's are in {prop.currency}: give the "
+               f"conversion 'rate' (1 {prop.currency} = rate {currency})", key=True)
+        if currency == prop.currency and ch.price.rate is not None and ch.price.rate != 1:
+            at(("channels", name, "price", "rate"),
+               f"a conversion rate is given but {name} prices are in the hotel's own currency {currency}")
+        for what in ("amount", "round"):
+            v = getattr(ch.price, what)
+            msg = _money_problem(v, f"'{what}'", currency) if v is not None else None
+            if msg:
+                at(("channels", name, "price", what), msg)
+        if ch.price.ending is not None:
+            msg = _ending_problem(ch.price.ending, currency)
+            if msg:
+                at(("channels", name, "price", "ending"), msg)
+        av = ch.availability
+        if not av.closed and av.cap is not None and av.offset >= av.cap:
+            at(("channels", name, "availability", "offset"),
+               f"a cap of {av.cap} minus an offset of {av.offset} leaves {name} nothing to sell on any night; "
+               f"to stop selling on {name} on purpose, write 'closed: true'")
+    return problems
+
+
+# ---- several files ---------------------------------------------------------------
+
+
+@dataclass
+class CheckResult:
+    """Every file's mapping (when valid) and every problem found, across files."""
+
+    properties: dict[str, PropertyMapping] = field(default_factory=dict)  # by file
+    problems: list[Problem] = field(default_factory=list)
+    texts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def mapping_set(self) -> MappingSet:
+        if self.problems:
+            raise YamlFileError(self.problems)
+        props = {pm.code: pm for pm in self.properties.values()}
+        return MappingSet(props, fingerprint(self.texts), {Path(p).name: t for p, t in self.texts.items()})
+
+
+def check_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None = None) -> CheckResult:
+    """Files given as {path shown in messages: text}, checked one by one and together."""
+    result = CheckResult(texts=dict(texts))
+    props: dict[str, str] = {}
+    hotels: dict[tuple[str, str], str] = {}
+    names: dict[str, str] = {}
+    for path, text in texts.items():
+        name = Path(path).name
+        if name in names:
+            result.problems.append(Problem(path, 1, 1, f"another mapping file is also called {name} "
+                                                       f"({names[name]}); file names must differ"))
+            continue
+        names[name] = path
+        pm, file_problems, tree = check_file(path, text, capabilities_for)
+        result.problems.extend(file_problems)
+        if pm is None:
+            continue
+        if pm.code in props:
+            line, col = yamlfile.position(tree, ("property", "code"))
+            result.problems.append(Problem(path, line, col, f"property '{pm.code}' is also declared in "
+                                                            f"{props[pm.code]}; one file per property"))
+            continue
+        clash = False
+        for ch_name, ch in pm.file.channels.items():
+            other = hotels.get((ch_name, ch.hotel_id))
+            if other is not None:
+                line, col = yamlfile.position(tree, ("channels", ch_name, "hotel_id"))
+                result.problems.append(Problem(path, line, col, f"{ch_name} hotel id {ch.hotel_id} is already "
+                                                                f"used by property {other}"))
+                clash = True
+        if clash:
+            continue
+        for ch_name, ch in pm.file.channels.items():
+            hotels[(ch_name, ch.hotel_id)] = pm.code
+        props[pm.code] = path
+        result.properties[path] = pm
+    result.problems.sort(key=lambda p: (p.file, p.line, p.col))
+    return result
+
+
+def load_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None = None) -> MappingSet:
+    """A MappingSet from texts in hand (a recorded version, a preview); YamlFileError lists all problems."""
+    return check_texts(texts, capabilities_for).mapping_set()
+
+
+def check_paths(paths: Iterable[str | Path] | str | Path,
+                capabilities_for: CapabilitiesFor | None = None) -> CheckResult:
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    texts, problems = read_texts(paths)
+    result = check_texts(texts, capabilities_for)
+    result.problems = sorted(problems + result.problems, key=lambda p: (p.file, p.line, p.col))
+    return result
+
+
+def load_mappings(paths: Iterable[str | Path] | str | Path,
+                  capabilities_for: CapabilitiesFor | None = None) -> MappingSet:
+    """All mapping files, validated together; YamlFileError lists every problem found."""
+    return check_paths(paths, capabilities_for).mapping_set()
+
+
+# ---- what `check` says about a valid file ----------------------------------------
+
+
+def restriction_notes(pm: PropertyMapping, capabilities_for: CapabilitiesFor | None = None) -> list[str]:
+    """Restrictions the mapping wants sent that a channel cannot hold, and what happens instead."""
+    capabilities_for = capabilities_for or registry_capabilities
+    notes = []
+    for name, ch in sorted(pm.channels().items()):
+        caps = capabilities_for(name)
+        if caps is None:
+            continue
+        missing = [r for r in RESTRICTIONS if r in ch.restrictions.enabled() and r not in caps.restrictions]
+        for r in missing:
+            if r == "min_los" and "stop_sell" in caps.restrictions:
+                notes.append(f"{name} has no minimum stay: nights with min_los are closed (stop-sell) there")
+            else:
+                notes.append(f"{name} cannot hold {r}: it is not sent")
+    return notes
+
+
+def summary(path: str, pm: PropertyMapping, capabilities_for: CapabilitiesFor | None = None) -> str:
+    derived = sum(1 for p in pm.rate_plans.values() if p.derived_from)
+    rooms = sum(r.physical_rooms for r in pm.room_types.values())
+    chans = sorted(pm.channels())
+    line = (f"{path}: ok: {pm.code} {pm.file.property.name}: {len(pm.room_types)} room types ({rooms} rooms), "
+            f"{len(pm.rate_plans)} rate plans ({derived} derived), "
+            f"{len(chans)} channel{'s' if len(chans) != 1 else ''} ({', '.join(chans) or 'none'})")
+    notes = restriction_notes(pm, capabilities_for)
+    return line + ("; " + "; ".join(notes) if notes else "")

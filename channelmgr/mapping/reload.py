@@ -1,0 +1,236 @@
+"""Hot reload of mappings/: a valid edit goes into force by itself, a broken one never does.
+
+The daemon calls ``reload("SIGHUP")`` on SIGHUP and runs ``watch()`` as a task; nothing
+here knows the daemon. A reload reads the folder once, checks every file, and then either
+
+- refuses the edit: every problem is logged (file:line:col and the sentence `mappings
+  check` prints), ``runtime.mappings`` is not touched, the last good version stays in force;
+- or puts it in force: works out with `diff_mappings` exactly which channel cells change
+  over the sync horizon, swaps the mappings in one assignment, brings the ledger's catalog
+  in line, queues exactly those cells per channel (one journal row each) and records the
+  version in the ledger.
+
+Order, and why: the swap comes before anything is queued, so a push worker that picks up
+a queued cell always derives it with the new mapping (queued first, a worker could push the
+old values and mark the row done). A catalog change (a room type, its physical rooms, a
+rate plan or a listing) makes the ledger queue a whole-property 'full' push per channel by
+itself; for such a property the cells are not queued again. If the ledger cannot be
+written, the swap is undone and the next poll of the folder tries again. A crash between
+the swap and the version being recorded loses those pushes until the nightly full sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Callable
+
+import structlog
+
+from channelmgr.mapping.diff import (
+    MappingDiff,
+    diff_mappings,
+    ledger_snapshots,
+    today_in,
+)
+from channelmgr.mapping.loader import (
+    CapabilitiesFor,
+    check_texts,
+    load_texts,
+    read_texts,
+    registry_capabilities,
+)
+from channelmgr.mapping.model import MappingSet, fingerprint
+from channelmgr.yamlfile import Problem, YamlFileError
+
+log = structlog.get_logger("channelmgr.mappings")
+
+MAX_DIFF_DAYS = 730
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    ok: bool
+    reason: str
+    changed: bool = False  # a new version was put in force
+    fingerprint: str | None = None  # the version in force afterwards
+    problems: tuple[Problem, ...] = ()
+    error: str | None = None  # the ledger could not be written (the old version stays)
+    cells_changed: int = 0
+    cells_enqueued: int = 0
+    enqueued: dict[tuple[str, str], int] = field(default_factory=dict)  # (property, channel) -> cells
+    full_push: tuple[str, ...] = ()  # properties re-sent in full because their catalog changed
+    diff: MappingDiff | None = None
+
+
+class MappingReloader:
+    def __init__(self, runtime: Any, on_change: Callable[[MappingSet], Any] | None = None, *,
+                 capabilities_for: CapabilitiesFor | None = None,
+                 today_for: Callable[[str], date] = today_in,
+                 diff_days: int | None = None, settle_seconds: float = 0.3):
+        self.rt = runtime
+        self.on_change = on_change
+        self.capabilities_for = capabilities_for or registry_capabilities
+        self.today_for = today_for
+        self.diff_days = min(diff_days or runtime.config.sync.horizon_days, MAX_DIFF_DAYS)
+        self.settle_seconds = settle_seconds
+        self.folder = runtime.config.resolve(runtime.config.mappings_dir)
+        self._lock = asyncio.Lock()
+        self._refused: str | None = None  # fingerprint of the last refused folder contents
+        self.last: ReloadResult | None = None
+
+    # ---- reload ---------------------------------------------------------------------
+    async def reload(self, reason: str) -> ReloadResult:
+        async with self._lock:
+            result = await self._reload(reason)
+        self.last = result
+        return result
+
+    def _read_and_check(self):
+        texts, read_problems = read_texts([self.folder])
+        return texts, read_problems, check_texts(texts, self.capabilities_for)
+
+    async def _reload(self, reason: str) -> ReloadResult:
+        # parsing many files is CPU work: off the event loop, so pushes and bookings go on
+        texts, read_problems, checked = await asyncio.to_thread(self._read_and_check)
+        problems = sorted(read_problems + checked.problems, key=lambda p: (p.file, p.line, p.col))
+        if not texts and not problems:
+            problems = [Problem(str(self.folder), 1, 1, "the mappings folder has no mapping files (*.yaml)")]
+        current = self.rt.mappings
+        if problems:
+            self._refused = fingerprint(texts)
+            for p in problems:
+                log.error("mapping refused; the last good version stays in force", problem=str(p),
+                          file=p.file, line=p.line, col=p.col, reason=reason)
+            log.error("mapping edit refused", problems=len(problems), reason=reason,
+                      in_force=current.fingerprint if current else None)
+            return ReloadResult(False, reason, problems=tuple(problems),
+                                fingerprint=current.fingerprint if current else None)
+        new = checked.mapping_set()
+        self._refused = None
+        if current is not None and current.fingerprint == new.fingerprint:
+            return ReloadResult(True, reason, fingerprint=new.fingerprint)
+        old = current if current is not None else await self._in_force()
+        started = time.perf_counter()
+        ledger = self.rt.ledger
+        try:
+            diff = await diff_mappings(old, new, ledger_snapshots(ledger), self.today_for, self.diff_days,
+                                       self.capabilities_for)
+        except Exception as e:
+            log.error("mapping edit could not be compared with the ledger; not put in force",
+                      error=f"{e.__class__.__name__}: {e}", reason=reason)
+            return ReloadResult(False, reason, fingerprint=current.fingerprint if current else None,
+                                error=f"{e.__class__.__name__}: {e}")
+        self._swap(new)
+        enqueued: dict[tuple[str, str], int] = {}
+        full: list[str] = []
+        try:
+            summary = await ledger.sync_catalog(new.specs(), actor="mappings", reason=f"mapping edit ({reason})")
+            for pd in diff.properties:
+                if pd.catalog_changed and summary.outbox_rows:
+                    full.append(pd.property)
+                    continue
+                if new.get(pd.property) is None:
+                    continue
+                for cd in pd.channels:
+                    caps = self.capabilities_for(cd.channel)
+                    horizon = min(self.diff_days, getattr(caps, "horizon_days", self.diff_days))
+                    keys = [k for k in cd.push_keys() if (k[3] - pd.start).days < horizon]
+                    if not keys:
+                        continue
+                    n = await ledger.enqueue_cells(
+                        pd.property, cd.channel, keys, actor="mappings", reason=f"mapping edit ({reason})",
+                        detail={"mapping": new.fingerprint, "previous": old.fingerprint if old else None})
+                    enqueued[(pd.property, cd.channel)] = n
+            await ledger.record_mapping_version(new.fingerprint, new.files, actor=f"mappings ({reason})")
+        except Exception as e:
+            self._restore(current, old)
+            log.error("mapping edit could not be written to the ledger; the last good version stays in force",
+                      error=f"{e.__class__.__name__}: {e}", reason=reason)
+            return ReloadResult(False, reason, fingerprint=current.fingerprint if current else None,
+                                error=f"{e.__class__.__name__}: {e}", diff=diff)
+        result = ReloadResult(True, reason, changed=True, fingerprint=new.fingerprint,
+                              cells_changed=diff.cells_changed(), cells_enqueued=sum(enqueued.values()),
+                              enqueued=enqueued, full_push=tuple(full), diff=diff)
+        log.info("mappings reloaded", reason=reason, mappings=new.fingerprint,
+                 previous=old.fingerprint if old else None, cells_changed=result.cells_changed,
+                 cells_enqueued=result.cells_enqueued, full_push=list(full),
+                 per_channel={f"{p}/{c}": n for (p, c), n in sorted(enqueued.items())},
+                 ms=round((time.perf_counter() - started) * 1000, 1))
+        return result
+
+    def _swap(self, ms: MappingSet) -> None:
+        self.rt.mappings = ms  # one assignment: readers see the old set or the new one, never a mix
+        if hasattr(self.rt, "mapping_errors"):
+            self.rt.mapping_errors = []
+        if self.on_change is not None:
+            try:
+                self.on_change(ms)
+            except Exception as e:  # the daemon's callback must not undo a good reload
+                log.error("mapping change callback failed", error=f"{e.__class__.__name__}: {e}")
+
+    def _restore(self, current: MappingSet | None, old: MappingSet | None) -> None:
+        self.rt.mappings = current
+        if self.on_change is not None and (current or old) is not None:
+            try:
+                self.on_change(current or old)
+            except Exception as e:
+                log.error("mapping change callback failed", error=f"{e.__class__.__name__}: {e}")
+
+    async def _in_force(self) -> MappingSet | None:
+        """The version the ledger says is in force, when none is loaded (a start with a broken folder)."""
+        try:
+            version = await self.rt.ledger.mapping_in_force()
+            if not version:
+                return None
+            return load_texts(dict(version["files"]), self.capabilities_for)
+        except (YamlFileError, Exception) as e:
+            log.warning("the version in force could not be read; comparing against nothing",
+                        error=f"{e.__class__.__name__}: {e}")
+            return None
+
+    # ---- watch ----------------------------------------------------------------------
+    def _scan(self) -> str:
+        """Fingerprint of the folder's mapping file names and contents (an unreadable file counts)."""
+        texts, problems = read_texts([self.folder])
+        for p in problems:
+            texts[p.file] = f"\0unreadable\0{p.message}"
+        return fingerprint(texts)
+
+    async def watch(self, interval: float = 1.0) -> None:
+        """Poll the folder; after a change, wait until it stops changing, then reload.
+
+        Editors save by writing a temporary file and renaming it over the old one, or by
+        truncating and writing in several chunks: polling contents (not inotify events)
+        sees both, and waiting for two equal scans ``settle_seconds`` apart means a file
+        caught half-written is read again, whole, before anything is checked. Nothing
+        raised in here ends the loop.
+        """
+        last_seen: str | None = None
+        if self.rt.mappings is None and getattr(self.rt, "mapping_errors", None):
+            # started with a broken folder: those problems were logged at start already
+            self._refused = await asyncio.to_thread(self._scan)
+        while True:
+            try:
+                sig = await asyncio.to_thread(self._scan)
+                if sig != last_seen:
+                    while True:  # let a burst of writes finish
+                        await asyncio.sleep(self.settle_seconds)
+                        again = await asyncio.to_thread(self._scan)
+                        if again == sig:
+                            break
+                        sig = again
+                    last_seen = sig
+                    in_force = self.rt.mappings.fingerprint if self.rt.mappings else None
+                    if sig != in_force and sig != self._refused:
+                        result = await self.reload("file change")
+                        if result.error:
+                            last_seen = None  # the ledger failed, not the file: try again next poll
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # a bad moment on the disk or the database: try again next poll
+                log.error("watching mappings failed; will try again", error=f"{e.__class__.__name__}: {e}")
+                last_seen = None
+            await asyncio.sleep(interval)

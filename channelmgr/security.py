@@ -1,0 +1,148 @@
+"""Guest data protection (PIPL): encryption at rest and masking in logs.
+
+Guest names, phones, e-mails, ID numbers, special requests and the raw OTA messages that
+carry them are stored only as AES-256-GCM ciphertext. The key comes from the environment
+variable named in config (``CHANNELMGR_DATA_KEY``, 32 bytes base64) or from a key file
+created on first start with mode 0600. Losing the key loses the guest data, not the
+bookings: stays, amounts and ids stay readable.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+_PREFIX = "v1:"
+_AAD = b"channelmgr:guest-data:v1"
+
+
+class DataKeyError(Exception):
+    pass
+
+
+class Cipher:
+    """Encrypts and decrypts guest data; None passes through as None."""
+
+    def __init__(self, key: bytes):
+        if len(key) != 32:
+            raise DataKeyError("the data key must be 32 bytes (base64 of 32 random bytes)")
+        self._aead = AESGCM(key)
+
+    @classmethod
+    def from_settings(cls, env_var: str, key_file: str | Path, env: dict[str, str] | None = None) -> "Cipher":
+        env = os.environ if env is None else env
+        if env.get(env_var):
+            try:
+                return cls(base64.b64decode(env[env_var], validate=True))
+            except (ValueError, DataKeyError) as e:
+                raise DataKeyError(f"{env_var} is not a base64 32-byte key: {e}") from None
+        path = Path(key_file)
+        if path.exists():
+            try:
+                return cls(base64.b64decode(path.read_text().strip(), validate=True))
+            except (ValueError, DataKeyError) as e:
+                raise DataKeyError(f"{path} does not hold a base64 32-byte key: {e}") from None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(base64.b64encode(key).decode() + "\n")
+        return cls(key)
+
+    def encrypt(self, plain: str | bytes | None) -> str | None:
+        if plain is None:
+            return None
+        data = plain.encode("utf-8") if isinstance(plain, str) else plain
+        nonce = secrets.token_bytes(12)
+        return _PREFIX + base64.b64encode(nonce + self._aead.encrypt(nonce, data, _AAD)).decode()
+
+    def decrypt_bytes(self, token: str | None) -> bytes | None:
+        if token is None:
+            return None
+        if not token.startswith(_PREFIX):
+            raise DataKeyError("not a channelmgr ciphertext")
+        raw = base64.b64decode(token[len(_PREFIX):])
+        return self._aead.decrypt(raw[:12], raw[12:], _AAD)
+
+    def decrypt(self, token: str | None) -> str | None:
+        data = self.decrypt_bytes(token)
+        return None if data is None else data.decode("utf-8")
+
+
+# ---- masking ---------------------------------------------------------------------------
+
+PII_KEYS = {
+    "name", "guest", "guest_name", "givenname", "surname", "given_name", "first_name",
+    "last_name", "phone", "mobile", "telephone", "phone_number", "email", "e_mail",
+    "id_number", "idcard", "id_card", "passport", "document", "address",
+    "special_requests", "contact", "contact_name", "contact_phone",
+}
+SECRET_KEYS = {
+    "password", "passwd", "secret", "token", "authorization", "messagepassword",
+    "app_secret", "session", "sign", "api_key", "client_secret", "key",
+}
+
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# international numbers (+CC ...) and mainland mobiles (1[3-9] and 9 digits); dates and
+# booking ids are left alone so operators can still read the logs
+_PHONE = re.compile(r"(?<![\w.])(\+\d[\d \-]{6,}\d|1[3-9]\d{9})(?![\w.])")
+# PRC resident ID (18 chars)
+_PRC_ID = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
+
+
+def mask_name(name: str) -> str:
+    """张伟 -> 张*, John Smith -> J*** S****."""
+    if not name:
+        return name
+    parts = name.split()
+    if len(parts) == 1:
+        return name[0] + "*" * max(1, len(name) - 1)
+    return " ".join(p[0] + "*" * (len(p) - 1) for p in parts)
+
+
+def mask_text(s: str) -> str:
+    """Mask e-mails, phone numbers and ID numbers wherever they appear in free text."""
+    s = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", s)
+    s = _PRC_ID.sub(lambda m: f"{m.group(1)}********{m.group(2)[-1]}", s)
+
+    def phone(m: re.Match) -> str:
+        digits = re.sub(r"\D", "", m.group(1))
+        if len(digits) < 7:
+            return m.group(0)
+        return "*" * (len(digits) - 4) + digits[-4:]
+
+    return _PHONE.sub(phone, s)
+
+
+def mask_value(key: str, value: Any) -> Any:
+    k = key.lower().replace("-", "_")
+    if k in SECRET_KEYS or k.endswith("_password") or k.endswith("_secret") or k.endswith("_token"):
+        return "***" if value else value
+    if isinstance(value, str):
+        if k in PII_KEYS:
+            if "@" in value:
+                return mask_text(value)
+            if any(ch.isdigit() for ch in value):
+                return mask_text(value) if len(re.sub(r"\D", "", value)) >= 7 else "***"
+            return mask_name(value)
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {kk: mask_value(str(kk), vv) for kk, vv in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_value(key, v) for v in value]
+    return value
+
+
+def structlog_masker(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: no log line ever carries guest data or a credential."""
+    for k in list(event_dict):
+        if k in ("timestamp", "level", "logger"):
+            continue
+        event_dict[k] = mask_value(k, event_dict[k])
+    return event_dict

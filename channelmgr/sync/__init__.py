@@ -1,0 +1,1 @@
+"""The sync engine: ledger -> outbox -> OTAs, and OTA bookings -> inbox -> ledger."""

@@ -1,0 +1,440 @@
+"""Ledger -> OTA: the push worker of one channel.
+
+The loop: claim outbox rows -> read the ledger's latest values for their cells (so ten
+edits of one cell are one push: coalescing) -> derive what this channel should hold
+through the mappings -> merge equal nights into ranges and batch within the adapter's
+limits -> wait for the (channel, property) rate budget -> send, retrying what may be
+retried with backoff and jitter (honouring Retry-After), behind a circuit breaker ->
+settle every row: done, back to pending with backoff, or dead-lettered with the OTA's
+reason and a conflict for an operator. Nothing is dropped silently.
+
+Claims are leases: a row claimed by a worker that died goes back to pending when its lease
+runs out, so a crash loses no push. A cell whose push is in flight is not claimed again
+until that push settles, so two values of one cell never race each other to the OTA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+import structlog
+from sqlalchemy import and_, case, exists, select, update
+from sqlalchemy.orm import aliased
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from adapters.base.contract import ChannelAdapter, ItemResult
+from adapters.base.errors import AuthError, ChannelError, FatalError, RateLimitedError, RetriableError
+from channelmgr import dates
+from channelmgr.ledger import models as m
+from channelmgr.ledger.ledger import Ledger
+from channelmgr.mapping import MappingSet
+from channelmgr.mapping.derive import all_keys, derive
+from channelmgr.sync.batching import Item, batches, to_items
+from channelmgr.sync.limits import CircuitBreaker, TokenBucket
+from channelmgr.sync.synclog import SyncLog, current_attempt, current_property
+
+log = structlog.get_logger("channelmgr.push")
+
+
+class BreakerOpen(Exception):
+    pass
+
+
+@dataclass
+class PushSettings:
+    claim_batch: int = 500
+    lease_seconds: float = 60.0
+    max_attempts: int = 8  # row-level: then dead-lettered
+    call_attempts: int = 3  # in-line retries of one call before the rows go back to pending
+    horizon_days: int = 365
+    property_concurrency: int = 16
+    flush_interval: float = 2.0
+    backoff_base: float = 1.0
+    backoff_max: float = 300.0
+    wait: Any = None  # tenacity wait strategy; tests pass wait_none()
+
+
+@dataclass
+class ChannelRuntime:
+    """One channel in the running daemon: its adapter, breaker and budgets."""
+
+    name: str
+    adapter: ChannelAdapter
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    buckets: dict[int, TokenBucket] = field(default_factory=dict)
+    sandbox: Any = None
+
+    @property
+    def caps(self):
+        return self.adapter.capabilities
+
+    def bucket(self, property_id: int) -> TokenBucket:
+        b = self.buckets.get(property_id)
+        if b is None:
+            b = self.buckets[property_id] = TokenBucket(self.caps.rate_limit_per_second, self.caps.rate_limit_burst)
+        return b
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    return None if dt is None else (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc))
+
+
+class PushWorker:
+    def __init__(self, channel: ChannelRuntime, ledger: Ledger, mappings: Callable[[], MappingSet | None],
+                 synclog: SyncLog, settings: PushSettings | None = None, worker_id: str | None = None):
+        self.ch = channel
+        self.ledger = ledger
+        self.db = ledger.db
+        self.mappings = mappings
+        self.synclog = synclog
+        self.s = settings or PushSettings()
+        self.worker_id = worker_id or f"{channel.name}-{uuid.uuid4().hex[:8]}"
+        self._stopping = asyncio.Event()
+        self._busy = asyncio.Lock()
+        self._last_status_write = 0.0
+        self._raised_auth = False
+        self.pushed_items = 0  # for benchmarks and tests
+        self.pushed_calls = 0
+
+    # ---- the loop ---------------------------------------------------------------------
+    async def run(self) -> None:
+        await self.release(stale_only=True)
+        while not self._stopping.is_set():
+            try:
+                async with self._busy:
+                    done = await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # never let one bad batch stop the channel
+                log.error("push step failed", channel=self.ch.name, error=f"{e.__class__.__name__}: {e}")
+                done = 0
+            if done:
+                continue
+            timeout = self.s.flush_interval
+            if self.ch.breaker.state == "open":
+                timeout = max(0.05, min(timeout, self.ch.breaker.seconds_until_probe()))
+            self.ch.wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wait_wakeup_or_stop(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _wait_wakeup_or_stop(self) -> None:
+        stop = asyncio.ensure_future(self._stopping.wait())
+        wake = asyncio.ensure_future(self.ch.wakeup.wait())
+        try:
+            await asyncio.wait({stop, wake}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            wake.cancel()
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking work; finish the batch in flight within ``grace``, else release it."""
+        self._stopping.set()
+        self.ch.wakeup.set()
+        try:
+            await asyncio.wait_for(self._busy.acquire(), grace)
+            self._busy.release()
+        except asyncio.TimeoutError:
+            log.warning("push batch still in flight at shutdown; releasing it", channel=self.ch.name)
+        await self.release(stale_only=False)
+
+    # ---- claiming -------------------------------------------------------------------
+    async def claim(self) -> list[Any]:
+        now = datetime.now(timezone.utc)
+        lease = now + timedelta(seconds=self.s.lease_seconds)
+        o = m.outbox
+        busy = aliased(m.outbox)
+
+        async def tx(conn):
+            sub = (select(o.c.id).where(
+                o.c.channel == self.ch.name, o.c.status == "pending", o.c.available_at <= now,
+                ~exists().where(and_(busy.c.channel == o.c.channel, busy.c.cell == o.c.cell,
+                                     busy.c.status == "claimed")))
+                .order_by(case((o.c.kind == "full", 1), else_=0), o.c.id).limit(self.s.claim_batch))
+            if conn.dialect.name == "postgresql":
+                sub = sub.with_for_update(of=o, skip_locked=True)
+            ids = (await conn.execute(sub)).scalars().all()
+            if not ids:
+                return []
+            await conn.execute(update(o).where(o.c.id.in_(ids)).values(
+                status="claimed", claimed_by=self.worker_id, lease_until=lease))
+            return (await conn.execute(select(o).where(o.c.id.in_(ids)).order_by(o.c.id))).all()
+
+        return await self.db.write(tx)
+
+    async def release(self, *, stale_only: bool) -> int:
+        """Claimed rows back to pending: ours at shutdown, anyone's whose lease ran out."""
+        now = datetime.now(timezone.utc)
+        o = m.outbox
+
+        async def tx(conn):
+            cond = [o.c.channel == self.ch.name, o.c.status == "claimed"]
+            cond.append(o.c.lease_until < now if stale_only else o.c.claimed_by == self.worker_id)
+            res = await conn.execute(update(o).where(*cond).values(status="pending", claimed_by=None,
+                                                                    lease_until=None))
+            return res.rowcount or 0
+
+        n = await self.db.write(tx)
+        if n:
+            log.info("released claimed pushes", channel=self.ch.name, rows=n, stale_only=stale_only)
+        return n
+
+    # ---- one round --------------------------------------------------------------------
+    async def step(self) -> int:
+        if not self.ch.breaker.allow():
+            return 0
+        # allow() may have let a probe through; claim it
+        rows = await self.claim()
+        if not rows:
+            self.ch.breaker.cancel_probe()  # nothing to probe with: the next push will
+            return 0
+        ms = self.mappings()
+        groups: dict[tuple[int, bool], list[Any]] = {}
+        for r in rows:
+            groups.setdefault((r.property_id, r.kind == "full"), []).append(r)
+        sem = asyncio.Semaphore(self.s.property_concurrency)
+
+        async def one(key, group):
+            async with sem:
+                await self._push_property(key[0], key[1], group, ms)
+
+        # full syncs wait for this round's small changes
+        small = [one(k, g) for k, g in groups.items() if not k[1]]
+        large = [one(k, g) for k, g in groups.items() if k[1]]
+        await asyncio.gather(*small)
+        await asyncio.gather(*large)
+        return len(rows)
+
+    async def _push_property(self, property_id: int, full: bool, rows: list[Any], ms: MappingSet | None) -> None:
+        started = time.perf_counter()
+        code = await self._property_code(property_id)
+        token = current_property.set(code)
+        try:
+            pm = ms.get(code) if (ms and code) else None
+            if pm is None or pm.channel(self.ch.name) is None:
+                await self._settle({r.id: ("done", None) for r in rows})
+                self.synclog.record(channel=self.ch.name, property=code, operation="push_skipped", result="skipped",
+                                    items=len(rows), error=f"{code} is not listed on {self.ch.name} in the mappings")
+                return
+            caps = self.ch.caps
+            today = dates.business_date(datetime.now(timezone.utc), pm.timezone)
+            lo = today - timedelta(days=caps.past_days)
+            hi = today + timedelta(days=min(caps.horizon_days, self.s.horizon_days) - 1)
+            ids = await self._catalog_codes(property_id)
+            keyed: dict[tuple, set[int]] = {}
+            outside = 0
+            for r in rows:
+                if r.kind == "full":
+                    for key in all_keys(pm, self.ch.name, dates.days(max(lo, today), hi)):
+                        keyed.setdefault(key, set()).add(r.id)
+                    continue
+                if r.night < lo or r.night > hi:
+                    outside += 1
+                    keyed.setdefault(("skip", r.id), set()).add(r.id)
+                    continue
+                rt = ids["rt"].get(r.room_type_id)
+                rp = ids["rp"].get(r.rate_plan_id) if r.rate_plan_id else None
+                if rt is None or (r.rate_plan_id and rp is None):
+                    keyed.setdefault(("skip", r.id), set()).add(r.id)
+                    continue
+                keyed.setdefault((r.kind, rt, rp, r.night), set()).add(r.id)
+            if outside:
+                self.synclog.record(channel=self.ch.name, property=code, operation="push_outside_window",
+                                    result="skipped", items=outside,
+                                    error=f"{outside} cell(s) outside {self.ch.name}'s window {lo}..{hi} not sent")
+            real_keys = [k for k in keyed if k[0] != "skip"]
+            outcome: dict[int, tuple[str, str | None]] = {r.id: ("done", None) for r in rows}
+            if real_keys:
+                nights = [k[3] for k in real_keys]
+                snap = await self.ledger.snapshot(code, min(nights), max(nights))
+                cells = derive(pm, self.ch.name, snap, real_keys, today=today, supported=caps.restrictions,
+                               inventory_level=caps.inventory_level)
+                full_rows = {r.id for r in rows if r.kind == "full"}
+                with_rows = []
+                for c in cells:
+                    if c.rooms_to_sell is None and not c.prices and all(
+                            getattr(c, r) is None for r in ("min_los", "max_los", "cta", "ctd", "stop_sell")):
+                        continue  # nothing to set (e.g. a rate with no price yet): nothing to send
+                    linked = set(keyed.get(("rooms", c.room_type, None, c.night), ()))
+                    if c.rate_plan is not None:
+                        linked |= keyed.get(("rate", c.room_type, c.rate_plan, c.night), set())
+                    linked |= full_rows
+                    with_rows.append((c, linked))
+                items = to_items(with_rows, caps)
+                for batch in batches(items, caps):
+                    results = await self._send(property_id, code, batch, full)
+                    for it in batch:
+                        res = results[it.update.key]
+                        for rid in it.rows:
+                            outcome[rid] = _worse(outcome[rid], res)
+            await self._settle(outcome, {r.id: r for r in rows})
+        finally:
+            current_property.reset(token)
+            log.debug("pushed property", channel=self.ch.name, property=code, rows=len(rows),
+                      ms=round((time.perf_counter() - started) * 1000, 1))
+
+    async def _send(self, property_id: int, code: str, batch: list[Item], full: bool) -> dict[str, tuple[str, str | None]]:
+        """One message, retried in line; returns per item ('done'|'retry'|'dead', reason)."""
+        updates = [it.update for it in batch]
+        bucket = self.ch.bucket(property_id)
+        base_wait = self.s.wait or wait_exponential_jitter(initial=0.2, max=10, jitter=0.5)
+
+        def wait(rs) -> float:
+            exc = rs.outcome.exception() if rs.outcome else None
+            if isinstance(exc, RateLimitedError) and exc.retry_after:
+                return 0 if self.s.wait is not None else exc.retry_after
+            return base_wait(rs)
+
+        try:
+            async for attempt in AsyncRetrying(stop=stop_after_attempt(self.s.call_attempts), wait=wait,
+                                               retry=retry_if_exception_type(RetriableError), reraise=True):
+                with attempt:
+                    current_attempt.set(attempt.retry_state.attempt_number)
+                    if attempt.retry_state.attempt_number > 1 and not self.ch.breaker.allow():
+                        raise BreakerOpen()
+                    await bucket.acquire()
+                    try:
+                        outcome = await self.ch.adapter.push_ari(updates, full=full)
+                    except RateLimitedError as e:
+                        if e.retry_after:
+                            bucket.pause(e.retry_after)
+                        raise
+                    except RetriableError:
+                        if self.ch.breaker.failure():
+                            await self._breaker_changed()
+                        raise
+        except BreakerOpen:
+            return {u.key: ("retry", f"{self.ch.name} circuit breaker is open") for u in updates}
+        except RetriableError as e:
+            await self._status(error=str(e))
+            return {u.key: ("retry", str(e)) for u in updates}
+        except AuthError as e:
+            if self.ch.breaker.failure():
+                await self._breaker_changed()
+            await self._status(error=str(e))
+            await self._raise_auth(code, e)
+            return {u.key: ("retry", str(e)) for u in updates}
+        except FatalError as e:
+            await self._status(error=str(e))
+            return {u.key: ("dead", f"{self.ch.name} refused the message: {e}") for u in updates}
+        finally:
+            current_attempt.set(1)
+        self.pushed_calls += 1
+        self.pushed_items += len(updates)
+        if self.ch.breaker.success():
+            await self._breaker_changed()
+        self._raised_auth = False
+        await self._status(success=True)
+        by_key = {r.key: r for r in outcome.results}
+        out: dict[str, tuple[str, str | None]] = {}
+        for u in updates:
+            r: ItemResult | None = by_key.get(u.key)
+            if r is None:
+                out[u.key] = ("retry", f"{self.ch.name} gave no result for this item")
+            elif r.status in ("applied", "skipped"):
+                out[u.key] = ("done", None if r.status == "applied" else (r.text or "skipped by the adapter"))
+            elif r.retriable:
+                out[u.key] = ("retry", f"{r.code}: {r.text}")
+            else:
+                out[u.key] = ("dead", f"{self.ch.name} rejected it: {r.code}: {r.text}")
+        return out
+
+    # ---- settling -------------------------------------------------------------------
+    async def _settle(self, outcome: dict[int, tuple[str, str | None]], rows: dict[int, Any] | None = None) -> None:
+        now = datetime.now(timezone.utc)
+        o = m.outbox
+        done = [i for i, (s, _) in outcome.items() if s == "done"]
+        retry = [(i, why) for i, (s, why) in outcome.items() if s == "retry"]
+        dead = [(i, why) for i, (s, why) in outcome.items() if s == "dead"]
+
+        async def tx(conn):
+            if done:
+                await conn.execute(update(o).where(o.c.id.in_(done)).values(
+                    status="done", claimed_by=None, lease_until=None, last_error=None))
+            for rid, why in retry:
+                row = rows.get(rid) if rows else None
+                attempts = (row.attempts if row else 0) + 1
+                if attempts >= self.s.max_attempts:
+                    dead.append((rid, f"gave up after {attempts} attempts: {why}"))
+                    continue
+                delay = min(self.s.backoff_max, self.s.backoff_base * 2 ** (attempts - 1)) * (0.5 + random.random())
+                # a newer pending row for the same cell may exist: merge into it instead
+                newer = m.outbox.alias("newer")
+                res = await conn.execute(update(o).where(o.c.id == rid, ~exists().where(and_(
+                    newer.c.channel == self.ch.name, newer.c.cell == (row.cell if row else ""),
+                    newer.c.status == "pending"))).values(
+                    status="pending", attempts=attempts, claimed_by=None, lease_until=None,
+                    available_at=now + timedelta(seconds=delay), last_error=(why or "")[:2000]))
+                if not res.rowcount:
+                    await conn.execute(update(o).where(o.c.id == rid).values(
+                        status="done", claimed_by=None, lease_until=None,
+                        last_error=f"superseded by a newer pending push: {why}"[:2000]))
+            for rid, why in dead:
+                row = rows.get(rid) if rows else None
+                await conn.execute(update(o).where(o.c.id == rid).values(
+                    status="dead", claimed_by=None, lease_until=None, last_error=(why or "")[:2000]))
+                await Ledger.raise_conflict(
+                    conn, kind="dead_letter", property_id=row.property_id if row else None, channel=self.ch.name,
+                    summary=f"a push to {self.ch.name} was given up: {why}",
+                    detail={"outbox_id": rid, "cell": row.cell if row else None,
+                            "night": row.night.isoformat() if row and row.night else None})
+
+        if outcome:
+            await self.db.write(tx)
+        if dead:
+            log.error("pushes dead-lettered", channel=self.ch.name, rows=len(dead), reason=dead[0][1])
+
+    # ---- helpers --------------------------------------------------------------------
+    async def _catalog_codes(self, property_id: int) -> dict[str, dict[int, str]]:
+        async def q(conn):
+            rts = (await conn.execute(select(m.room_types.c.id, m.room_types.c.code).where(
+                m.room_types.c.property_id == property_id))).all()
+            rps = (await conn.execute(select(m.rate_plans.c.id, m.rate_plans.c.code).where(
+                m.rate_plans.c.property_id == property_id))).all()
+            return {"rt": dict(rts), "rp": dict(rps)}
+
+        return await self.db.read(q)
+
+    async def _property_code(self, property_id: int) -> str | None:
+        async def q(conn):
+            return (await conn.execute(select(m.properties.c.code).where(m.properties.c.id == property_id))).scalar()
+
+        return await self.db.read(q)
+
+    async def _status(self, *, success: bool = False, error: str | None = None) -> None:
+        now = time.monotonic()
+        if success and error is None and now - self._last_status_write < 1.0:
+            return
+        self._last_status_write = now
+        await self.synclog.set_status(self.ch.name, breaker=self.ch.breaker.state, success=success, error=error)
+
+    async def _breaker_changed(self) -> None:
+        log.warning("circuit breaker", channel=self.ch.name, state=self.ch.breaker.state)
+        await self.synclog.set_status(self.ch.name, breaker=self.ch.breaker.state)
+
+    async def _raise_auth(self, code: str | None, e: ChannelError) -> None:
+        if self._raised_auth:
+            return
+        self._raised_auth = True
+
+        async def tx(conn):
+            await Ledger.raise_conflict(conn, kind="credentials", channel=self.ch.name,
+                                        summary=f"{self.ch.name} refused our credentials: {e}. Pushes are kept "
+                                                "and retried; fix the credentials and they go out.")
+
+        await self.db.write(tx)
+
+
+_RANK = {"done": 0, "retry": 1, "dead": 2}
+
+
+def _worse(a: tuple[str, str | None], b: tuple[str, str | None]) -> tuple[str, str | None]:
+    return b if _RANK[b[0]] > _RANK[a[0]] else a
