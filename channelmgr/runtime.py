@@ -10,9 +10,8 @@ from channelmgr.config import Config, load_config
 from channelmgr.ledger import migrate
 from channelmgr.ledger.db import Database, redact_url
 from channelmgr.ledger.ledger import Ledger
-from channelmgr.mapping import MappingSet, load_mappings
+from channelmgr.mapping import MappingSet
 from channelmgr.security import Cipher
-from channelmgr.yamlfile import YamlFileError
 
 
 class SchemaNotReady(Exception):
@@ -53,23 +52,22 @@ class Runtime:
             await rt.load_and_sync_mappings()
         return rt
 
-    async def load_and_sync_mappings(self) -> MappingSet | None:
-        """Load mappings/; a broken edit leaves the ledger's last good catalog in force."""
-        try:
-            ms = load_mappings(self.config.resolve(self.config.mappings_dir))
-        except YamlFileError as e:
-            self.mapping_errors = [str(p) for p in e.problems]
-            return None
-        await self.ledger.sync_catalog(ms.specs())
-        files = {}
-        from channelmgr.mapping.loader import mapping_files
+    async def load_and_sync_mappings(self, reason: str = "start") -> MappingSet | None:
+        """Load mappings/ and put it in force; a broken edit leaves the last good catalog in force.
 
-        for f in mapping_files([self.config.resolve(self.config.mappings_dir)]):
-            files[f.name] = f.read_text(encoding="utf-8")
-        await self.ledger.record_mapping_version(ms.fingerprint, files, actor="mappings")
-        self.mappings = ms
+        Goes through the same path as a hot reload: an edit made while nothing was running
+        is compared with the version the ledger last had in force, and exactly the channel
+        cells it changes are queued (durably, in the outbox) by whichever process loads it
+        first, the daemon or a CLI command.
+        """
+        from channelmgr.mapping.reload import MappingReloader
+
+        result = await MappingReloader(self).reload(reason)
+        if not result.ok:
+            self.mapping_errors = [str(p) for p in result.problems] or [str(result.error)]
+            return None
         self.mapping_errors = []
-        return ms
+        return self.mappings
 
     def warn_mapping_errors(self) -> None:
         if self.mapping_errors:

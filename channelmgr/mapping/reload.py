@@ -116,8 +116,13 @@ class MappingReloader:
         started = time.perf_counter()
         ledger = self.rt.ledger
         try:
-            diff = await diff_mappings(old, new, ledger_snapshots(ledger), self.today_for, self.diff_days,
-                                       self.capabilities_for)
+            if old is None or old.fingerprint == new.fingerprint:
+                # nothing in force before (a first start: the catalog sync queues a full push
+                # of every new property by itself), or the version in force unchanged
+                diff = MappingDiff(self.diff_days)
+            else:
+                diff = await diff_mappings(old, new, ledger_snapshots(ledger), self.today_for, self.diff_days,
+                                           self.capabilities_for)
         except Exception as e:
             log.error("mapping edit could not be compared with the ledger; not put in force",
                       error=f"{e.__class__.__name__}: {e}", reason=reason)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
 from channelmgr.ledger import models as m
 from channelmgr.ledger.db import async_url, redact_url

@@ -1,13 +1,12 @@
 """the ledger: first tables
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 13:49:55.411151
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None
@@ -16,7 +15,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    
+
     op.create_table('channel_status',
     sa.Column('channel', sa.String(length=32), nullable=False),
     sa.Column('breaker', sa.String(length=16), server_default=sa.text("'closed'"), nullable=False),
@@ -299,12 +298,12 @@ def upgrade() -> None:
     with op.batch_alter_table('restrictions', schema=None) as batch_op:
         batch_op.create_index('ix_restrictions_property_night', ['property_id', 'night'], unique=False)
 
-    
+
 
 
 def downgrade() -> None:
     op.drop_table('mapping_versions')
-    
+
     with op.batch_alter_table('restrictions', schema=None) as batch_op:
         batch_op.drop_index('ix_restrictions_property_night')
 
@@ -356,4 +355,4 @@ def downgrade() -> None:
 
     op.drop_table('inbox')
     op.drop_table('channel_status')
-    
+
