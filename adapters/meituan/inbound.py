@@ -1,0 +1,98 @@
+"""Where Meituan pushes order notices to us (mounted by the daemon under /inbound/meituan/).
+
+For every notice, in this order (DESIGN.md invariants 2 and 3):
+
+1. check the MWS signature, the Date skew and the PartnerId; a notice that fails is
+   answered with an auth error code and nothing is stored (it is not Meituan's);
+2. ``receiver.store`` the raw bytes (the inbox) before anything else;
+3. read it; an unreadable notice is ``receiver.reject``-ed with the reason and answered
+   with a non-zero code, so Meituan keeps it and delivers it again later;
+4. ``receiver.apply`` the revision, and only then answer code 0 with our confirmation
+   number (a duplicate is answered the same way: delivery is idempotent by revision).
+   If applying fails (our database, say) the answer is a retriable error code.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+from aiohttp import web
+
+from adapters.base.contract import BookingReceiver, Exchange
+from adapters.base.errors import ParseError
+from adapters.meituan import codec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from adapters.meituan.client import MeituanAdapter
+
+log = structlog.get_logger("channelmgr.inbound.meituan")
+
+
+def _reply(code: int, message: str, data=None, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=codec.answer(code, message, data), content_type="application/json",
+                        charset="utf-8")
+
+
+def routes(adapter: "MeituanAdapter", receiver: BookingReceiver) -> list[web.RouteDef]:
+    opts = adapter.opts
+
+    def handler(action: str, own_path: str):
+        kind = codec.KIND[action]
+        operation = f"notice_{own_path.strip('/').replace('/', '_')}"
+
+        async def handle(request: web.Request) -> web.Response:
+            started = time.perf_counter()
+            raw = await request.read()
+            ex = Exchange(channel=adapter.name, operation=operation, direction="in",
+                          request=adapter.http.redact(raw))
+
+            async def done(resp: web.Response, result: str, error: str | None = None) -> web.Response:
+                ex.result, ex.status = result, resp.status
+                ex.response = adapter.http.redact(resp.body if isinstance(resp.body, bytes) else None)
+                ex.error = adapter.http.redact(error) if error else None
+                ex.duration_ms = (time.perf_counter() - started) * 1000
+                try:
+                    await adapter.http.report(ex)
+                except Exception:  # the sync log must never fail a booking
+                    log.exception("could not report a meituan notice to the sync log")
+                return resp
+
+            if opts.verify_inbound:
+                paths = list(dict.fromkeys([request.path, own_path]))
+                problem = adapter.signer.verify(request.method, paths, request.headers, raw)
+                if problem:
+                    log.warning("meituan notice refused: not signed by Meituan", reason=problem)
+                    return await done(_reply(codec.CODE_AUTH_SIGNATURE, f"authentication failed: {problem}",
+                                             status=401), "rejected", problem)
+            inbox_id = await receiver.store(adapter.name, raw, kind)
+            try:
+                partner, body = codec.notice_body(raw)
+                ours = adapter.settings.credentials.get("username")
+                if partner is not None and ours and partner != ours:
+                    raise ParseError(f"the notice names partnerId {partner!r}, not ours")
+                rev = codec.order(body, action=action, raw=raw)
+                ex.hotel = rev.hotel
+            except ParseError as e:
+                await receiver.reject(inbox_id, f"meituan {own_path}: {e}")
+                return await done(_reply(codec.CODE_MESSAGE_UNREADABLE, f"message unreadable: {e}"),
+                                  "rejected", str(e))
+            try:
+                conf = await receiver.apply(inbox_id, rev)
+            except Exception as e:  # ours, not Meituan's: answer so that Meituan delivers it again
+                log.exception("meituan notice stored but not applied", inbox_id=inbox_id,
+                              ota_booking_id=rev.ota_booking_id)
+                return await done(_reply(codec.CODE_SYSTEM_BUSY, "system busy, deliver again later", status=500),
+                                  "retry", f"{e.__class__.__name__}: {e}")
+            data = {"orderId": rev.ota_booking_id, "orderVersion": rev.revision, "confirmNo": conf.confirmation,
+                    "status": conf.status}
+            return await done(_reply(codec.CODE_OK, "ok", data), "ok")
+
+        return handle
+
+    return [
+        web.post(opts.notice_pay_path, handler("new", opts.notice_pay_path)),
+        web.post(opts.notice_modify_path, handler("modify", opts.notice_modify_path)),
+        web.post(opts.notice_refund_path, handler("cancel", opts.notice_refund_path)),
+    ]
