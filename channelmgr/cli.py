@@ -291,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         target = {"db": "db", "ari": "ari"}.get(args.command or "")
         parser.parse_args(([target] if target else []) + ["--help"])
         return EXIT_OK
+    # a command speaks in its own sentences on stdout/stderr; the library's log lines (the
+    # daemon configures its own) would only repeat them, and must never mix into --json output
+    from channelmgr.logsetup import configure as configure_logging
+
+    configure_logging("console", "critical", stream=sys.stderr)
     try:
         result = func(args)
         if asyncio.iscoroutine(result):

@@ -38,7 +38,8 @@ def configure(fmt: Literal["auto", "json", "console"] = "auto", level: str = "in
         cache_logger_on_first_use=False,
     )
     # libraries' own logging: warnings and worse, through the same stream
-    logging.basicConfig(level=logging.WARNING, stream=stream, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, stream=stream, format="%(levelname)s %(name)s: %(message)s",
+                        force=True)
     for noisy in ("apscheduler", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
