@@ -212,7 +212,14 @@ class Sandbox:
             day += timedelta(days=1)
         cells = [c for d in days for c in self._inventory_cells(data["hotel"], data["room"], data.get("rate"), d)]
         if check and sign < 0:
-            for c in cells:
+            # what the guest books must be on sale; other rates of the room (an early-bird
+            # closed this close to arrival, say) do not matter
+            rate = data.get("rate")
+            if self.inventory_level == "rate" and rate is not None:
+                booked = [c for d in days if (c := self.cells.get((data["hotel"], data["room"], rate, d)))]
+            else:
+                booked = cells
+            for c in booked:
                 if c.get("rooms_to_sell") is not None and (c["rooms_to_sell"] < rooms or c.get("stop_sell")):
                     raise SandboxError(409, "no availability for these dates on this OTA")
         for c in cells:

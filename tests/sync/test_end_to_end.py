@@ -56,7 +56,10 @@ async def test_a_booking_on_one_ota_closes_the_room_on_the_other_three(running, 
     await r.book(source, action="cancel", ota_booking_id=oid)
 
     async def restored():
-        return all([await r.rooms(ch, "DK", n) for n in nights] == before[ch] for ch in CHANNELS)
+        for ch in CHANNELS:
+            if [await r.rooms(ch, "DK", n) for n in nights] != before[ch]:
+                return False
+        return True
 
     await r.wait_for(restored, timeout=30, what="the cancellation to reach every OTA")
     assert (await r.ledger.booking(source, oid))["status"] == "cancelled"

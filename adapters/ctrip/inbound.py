@@ -1,0 +1,137 @@
+"""Where Ctrip pushes to us (mounted by the daemon under /inbound/ctrip/).
+
+One endpoint (``POST /inbound/ctrip`` and ``/inbound/ctrip/``) takes every message, bare
+or in a SOAP 1.1 envelope; the answer is wrapped the same way. The message's root says
+what it is:
+
+- ``OTA_HotelResRQ`` (new, or ``ResStatus="Modify"``), ``OTA_HotelResModifyRQ``, ``OTA_CancelRQ``:
+  1. read it safely (no DOCTYPE/ENTITY); check ``RequestorID @ID @MessagePassword``
+     against our credentials; wrong ones are answered ``Error Type="4" Code="497"`` and
+     nothing is stored (it is not Ctrip's);
+  2. ``receiver.store`` the raw bytes (the inbox) before anything else;
+  3. an unreadable message (not XML, refused DOCTYPE, fields missing) is
+     ``receiver.reject``-ed with the reason and answered ``Error Code="450"``, so Ctrip
+     keeps it and delivers it again later;
+  4. ``receiver.apply`` the revision, and only then answer Success with
+     ``ResStatus`` S (C for a cancellation) and ids 501 (Ctrip's) / 502 (ours); a repeat is
+     answered the same way plus ``Warning Type="3" Code="127"``. If applying fails (our
+     database, say) the answer is ``Error Code="448"`` (system error: retry).
+- ``OTA_ReadRQ``: the order's status from ``receiver.lookup``.
+- ``OTA_HotelAvailRQ``: ``receiver.rooms_to_sell`` for the stay (Error 322 when not enough).
+
+A message that is not even XML is stored and rejected too (we cannot tell whose it is).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+from aiohttp import web
+
+from adapters.base.contract import BookingReceiver, Exchange
+from adapters.base.errors import ParseError
+from adapters.ctrip import codec
+from adapters.ctrip.auth import inbound_allowed
+
+if TYPE_CHECKING:  # pragma: no cover
+    from adapters.ctrip.client import CtripAdapter
+
+log = structlog.get_logger("channelmgr.inbound.ctrip")
+
+BOOKING_OPERATIONS = ("OTA_HotelResRQ", "OTA_HotelResModifyRQ", "OTA_CancelRQ")
+
+
+def _xml(body: bytes, soap: bool) -> web.Response:
+    headers = {"SOAPAction": f'"{codec.SOAP_ACTION}"'} if soap else None
+    return web.Response(status=200, body=body, content_type="text/xml", charset="utf-8", headers=headers)
+
+
+def routes(adapter: CtripAdapter, receiver: BookingReceiver) -> list[web.RouteDef]:
+    opts = adapter.opts
+
+    async def handle(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        raw = await request.read()
+        ex = Exchange(channel=adapter.name, operation="inbound", direction="in", request=adapter.http.redact(raw))
+
+        async def done(body: bytes, soap: bool, result: str, error: str | None = None) -> web.Response:
+            resp = _xml(body, soap)
+            ex.result, ex.status = result, resp.status
+            ex.response = adapter.http.redact(body)
+            ex.error = adapter.http.redact(error) if error else None
+            ex.duration_ms = (time.perf_counter() - started) * 1000
+            try:
+                await adapter.http.report(ex)
+            except Exception:  # the sync log must never fail a booking
+                log.exception("could not report a ctrip push to the sync log")
+            return resp
+
+        # 1. what is it, and is it Ctrip's?
+        try:
+            msg = codec.read_inbound(raw)
+        except ParseError as e:
+            inbox_id = await receiver.store(adapter.name, raw, "unknown")
+            await receiver.reject(inbox_id, f"ctrip push: {e}")
+            soap = b"Envelope" in raw[:512]
+            return await done(codec.error_answer(None, codec.CODE_UNABLE, f"message unreadable: {e}", soap=soap,
+                                                 opts=opts), soap, "rejected", str(e))
+        ex.operation = msg.operation
+        if not inbound_allowed(adapter.settings.credentials, msg.requestor.id, msg.requestor.password):
+            log.warning("ctrip push refused: wrong RequestorID or MessagePassword", operation=msg.operation)
+            return await done(codec.error_answer(msg.operation, codec.CODE_AUTH, "authorization failed",
+                                                 type_=codec.TYPE_AUTH, soap=msg.soap, echo=msg.echo_token,
+                                                 opts=opts), msg.soap, "rejected", "authorization failed")
+        answer = dict(soap=msg.soap, echo=msg.echo_token, opts=opts)
+
+        # queries: nothing to store
+        if msg.operation == "OTA_ReadRQ":
+            oid = codec.read_request_id(msg)
+            conf = await receiver.lookup(adapter.name, oid) if oid else None
+            if conf is None:
+                return await done(codec.error_answer(msg.operation, codec.CODE_UNABLE,
+                                                     f"no order {oid!r} here", **answer), msg.soap, "rejected")
+            status = codec.STATUS_CANCELLED if conf.status == "cancelled" else codec.STATUS_SUCCESS
+            return await done(codec.read_answer_rs(oid, conf.confirmation, status, **answer), msg.soap, "ok")
+        if msg.operation == "OTA_HotelAvailRQ":
+            try:
+                q = codec.avail_query(msg)
+            except ParseError as e:
+                return await done(codec.error_answer(msg.operation, codec.CODE_UNABLE, str(e), **answer),
+                                  msg.soap, "rejected", str(e))
+            ex.hotel = q.hotel
+            n = await receiver.rooms_to_sell(adapter.name, q.hotel, q.room, q.rate, q.checkin, q.checkout)
+            return await done(codec.avail_answer(q, n, **answer), msg.soap, "ok")
+        if msg.operation not in BOOKING_OPERATIONS:
+            return await done(codec.error_answer(msg.operation, codec.CODE_UNABLE,
+                                                 f"{msg.operation} is not a message this endpoint takes",
+                                                 type_=codec.TYPE_UNKNOWN, **answer), msg.soap, "rejected")
+
+        # 2. bookings: the inbox first
+        inbox_id = await receiver.store(adapter.name, raw, msg.kind)
+        try:
+            if msg.operation == "OTA_CancelRQ":
+                rev = codec.cancellation(msg, raw, opts)
+            else:
+                rev = codec.reservation(msg, raw, opts)
+        except ParseError as e:
+            await receiver.reject(inbox_id, f"ctrip {msg.operation}: {e}")
+            return await done(codec.error_answer(msg.operation, codec.CODE_UNABLE, f"message unreadable: {e}",
+                                                 **answer), msg.soap, "rejected", str(e))
+        ex.hotel = rev.hotel
+        try:
+            conf = await receiver.apply(inbox_id, rev)
+        except Exception as e:  # ours, not Ctrip's: answer so that Ctrip delivers it again
+            log.exception("ctrip push stored but not applied", inbox_id=inbox_id, ota_booking_id=rev.ota_booking_id)
+            return await done(codec.error_answer(msg.operation, codec.CODE_SYSTEM, "system error, deliver again later",
+                                                 **answer), msg.soap, "retry", f"{e.__class__.__name__}: {e}")
+        if msg.operation == "OTA_CancelRQ":
+            body = codec.cancel_answer(rev.ota_booking_id, conf.confirmation, duplicate=conf.duplicate, **answer)
+        else:
+            status = codec.STATUS_CANCELLED if conf.status == "cancelled" else codec.STATUS_SUCCESS
+            body = codec.res_answer(msg.operation, rev.ota_booking_id, conf.confirmation, status,
+                                    duplicate=conf.duplicate, hotel=rev.hotel, **answer)
+        return await done(body, msg.soap, "ok")
+
+    return [web.post("", handle), web.post("/", handle)]
