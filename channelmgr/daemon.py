@@ -24,7 +24,7 @@ import socket
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import structlog
 from aiohttp import web
@@ -206,12 +206,10 @@ class Daemon:
         On PostgreSQL other daemons may be alive; their claims expire with their leases."""
         if self.rt.db.dialect != "sqlite":
             return
-        from sqlalchemy import update
+        from channelmgr.sync.push import release_claims
 
         async def tx(conn):
-            res = await conn.execute(update(m.outbox).where(m.outbox.c.status == "claimed").values(
-                status="pending", claimed_by=None, lease_until=None))
-            return res.rowcount or 0
+            return await release_claims(conn, m.outbox.c.status == "claimed")
 
         n = await self.rt.db.write(tx)
         if n:
@@ -225,7 +223,26 @@ class Daemon:
             w = PushWorker(chrt, self.rt.ledger, lambda: self.mappings, self.synclog, s,
                            worker_id=f"{name}-{self.run_id}")
             self.workers[name] = w
-            self.worker_tasks.append(asyncio.create_task(self._guard(w.run(), f"push-{name}"), name=f"push-{name}"))
+            self.worker_tasks.append(asyncio.create_task(self._supervise(w.run, f"push-{name}"), name=f"push-{name}"))
+
+    async def _supervise(self, run: Callable[[], Awaitable[Any]], what: str) -> None:
+        """Run a loop that must not stay dead: after an unexpected error (the database gone
+        for a moment, say) log it and start it again, backing off up to 30 s."""
+        delay = 0.5
+        while not self._stopped.is_set():
+            started = time.monotonic()
+            try:
+                await run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.error("background task failed; restarting it", task=what, error=f"{e.__class__.__name__}: {e}",
+                          restart_in_s=delay)
+            if time.monotonic() - started > 60:
+                delay = 0.5  # it ran fine for a while: this is a new failure
+            await asyncio.sleep(delay)
+            delay = min(30.0, delay * 2)
 
     async def _guard(self, coro, what: str) -> None:
         try:

@@ -13,6 +13,7 @@ physical, and it is flagged as an overbooking with a conflict for an operator.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -47,6 +48,13 @@ def new_correlation_id() -> str:
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    """An aware time in UTC (a naive one is taken as UTC already)."""
+    if dt is None:
+        return None
+    return dt.astimezone(timezone.utc) if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 def _aware(dt: datetime | None) -> datetime | None:
@@ -499,6 +507,9 @@ class Ledger:
     # ---- bookings -----------------------------------------------------------------
     async def apply_booking(self, b: IncomingBooking) -> BookingResult:
         """Apply one booking revision: idempotent, ordered by revised_at, never refused."""
+        # OTAs stamp times in their own zones (Fliggy in GMT+8): the ledger keeps UTC, so that
+        # revisions compare right and SQLite (which drops the offset) stores the same instant
+        b = dataclasses.replace(b, booked_at=_utc(b.booked_at), revised_at=_utc(b.revised_at))
 
         async def tx(conn: AsyncConnection) -> BookingResult:
             now = utcnow()

@@ -86,6 +86,25 @@ def _aware(dt: datetime | None) -> datetime | None:
     return None if dt is None else (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc))
 
 
+
+async def release_claims(conn: Any, *cond: Any) -> int:
+    """Claimed outbox rows (matching ``cond``) back to pending, in the caller's transaction.
+
+    While a row was claimed, a newer change to the same cell may have queued a pending row
+    (at most one pending row per channel and cell): then the claimed row is settled as
+    superseded, since the pending one pushes the ledger's latest values anyway.
+    """
+    o = m.outbox
+    newer = m.outbox.alias("newer")
+    has_newer = exists().where(and_(newer.c.channel == o.c.channel, newer.c.cell == o.c.cell,
+                                    newer.c.status == "pending"))
+    merged = await conn.execute(update(o).where(*cond, has_newer).values(
+        status="done", claimed_by=None, lease_until=None,
+        last_error="released unfinished; superseded by a newer pending push of the same cell"))
+    back = await conn.execute(update(o).where(*cond).values(status="pending", claimed_by=None, lease_until=None))
+    return (merged.rowcount or 0) + (back.rowcount or 0)
+
+
 class PushWorker:
     def __init__(self, channel: ChannelRuntime, ledger: Ledger, mappings: Callable[[], MappingSet | None],
                  synclog: SyncLog, settings: PushSettings | None = None, worker_id: str | None = None):
@@ -178,9 +197,7 @@ class PushWorker:
         async def tx(conn):
             cond = [o.c.channel == self.ch.name, o.c.status == "claimed"]
             cond.append(o.c.lease_until < now if stale_only else o.c.claimed_by == self.worker_id)
-            res = await conn.execute(update(o).where(*cond).values(status="pending", claimed_by=None,
-                                                                    lease_until=None))
-            return res.rowcount or 0
+            return await release_claims(conn, *cond)
 
         n = await self.db.write(tx)
         if n:

@@ -210,3 +210,21 @@ async def test_catalog_changes_are_journaled_and_relisted(ledger, hotel, db):
     assert {p["channel"] for p in full} == {"booking", "ctrip", "fliggy"}
     shown = await ledger.show("SHA-TEST", D, D)
     assert [r["room_type"] for r in shown["rooms"]] == ["DK"] and shown["rooms"][0]["physical"] == 12
+
+
+async def test_revisions_stamped_in_gmt_plus_8_are_ordered_as_instants(ledger, hotel):
+    """Fliggy stamps its orders in GMT+8, to the second: a cancellation in the same second as
+    the booking still wins, and a UTC-stamped revision compares with it as the same instant."""
+    from zoneinfo import ZoneInfo
+
+    cst = ZoneInfo("Asia/Shanghai")
+    t = datetime(2027, 1, 31, 23, 59, 59, tzinfo=cst)  # late at night, a month end, 15:59:59 UTC
+    await ledger.apply_booking(booking(oid="F1", revised_at=t))
+    r = await ledger.apply_booking(booking(oid="F1", revision="2", action="cancel", revised_at=t))
+    assert not r.superseded
+    assert (await ledger.booking("booking", "F1"))["status"] == "cancelled"
+    # an older revision stamped in UTC (one second earlier) arrives late: kept, not applied
+    late = await ledger.apply_booking(booking(oid="F1", revision="0", action="modify",
+                                              revised_at=datetime(2027, 1, 31, 15, 59, 58, tzinfo=timezone.utc)))
+    assert late.superseded
+    assert (await ledger.booking("booking", "F1"))["status"] == "cancelled"
