@@ -102,6 +102,7 @@ class Daemon:
         self.http: web.AppRunner | None = None
         self.base_url: str | None = None
         self.reloader = None
+        self._reload_pending: str | None = None
         self._watch_task: asyncio.Task | None = None
         self._stopped = asyncio.Event()
         self._push_settings = push_settings
@@ -112,6 +113,9 @@ class Daemon:
     # ---- start --------------------------------------------------------------------
     async def start(self) -> None:
         structlog.contextvars.bind_contextvars(run_id=self.run_id)
+        # SIGHUP's default action ends the process: catch it before anything can send it
+        # (/health answers before start-up is over); it is taken up once the reloader runs
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
         cfg = self.config
         self.rt = await Runtime.open(config=cfg, schema="auto")
         self.mappings = self.rt.mappings or await self._last_good_mappings()
@@ -285,6 +289,9 @@ class Daemon:
             return
         self.reloader = MappingReloader(self.rt, on_change=self._mappings_changed)
         self._watch_task = asyncio.create_task(self._guard(self.reloader.watch(), "mapping-watch"), name="watch")
+        if self._reload_pending:
+            reason, self._reload_pending = self._reload_pending, None
+            await self.reloader.reload(reason)
 
     def _mappings_changed(self, ms: MappingSet) -> None:
         self.mappings = ms
@@ -366,7 +373,8 @@ class Daemon:
                     log.warning("drift check failed", channel=name, error=str(e))
 
     async def reload(self, reason: str) -> Any:
-        if self.reloader is None:
+        if self.reloader is None:  # still starting: the reloader takes it up once it runs
+            self._reload_pending = reason
             return None
         return await self.reloader.reload(reason)
 
