@@ -290,3 +290,47 @@ class ChannelAdapter(abc.ABC):
 
     async def close(self) -> None:
         """Release connections."""
+
+
+# ---- helpers every adapter's push uses ------------------------------------------------
+
+Rejection = tuple[str | None, str | None, bool]  # (the OTA's code, its text, retriable)
+
+
+def item_problem(u: AriUpdate, *, max_occupancy: int = 999) -> tuple[str, str] | None:
+    """Why an item cannot be written in any message (code, text): refused before sending."""
+    from channelmgr.money import EXPONENT
+
+    if u.end < u.start:
+        return "CHANNELMGR_BAD_RANGE", "the range ends before it starts"
+    if u.rooms_to_sell is not None and u.rooms_to_sell < 0:
+        return "CHANNELMGR_NEGATIVE_ROOMS", "rooms to sell cannot be negative"
+    if u.prices:
+        if u.rate is None:
+            return "CHANNELMGR_PRICE_WITHOUT_RATE", "prices need a rate plan"
+        if not u.currency:
+            return "CHANNELMGR_NO_CURRENCY", "prices need a currency"
+        if u.currency.upper() not in EXPONENT:
+            return "CHANNELMGR_UNKNOWN_CURRENCY", f"{u.currency} has no known number of decimals"
+        for p in u.prices:
+            if isinstance(p.amount_minor, bool) or not isinstance(p.amount_minor, int) or p.amount_minor < 0:
+                return "CHANNELMGR_BAD_AMOUNT", f"price for {p.occupancy} guest(s) is not a whole, non-negative amount"
+            if not 1 <= p.occupancy <= max_occupancy:
+                return "CHANNELMGR_BAD_OCCUPANCY", f"occupancy {p.occupancy} is outside 1..{max_occupancy}"
+    return None
+
+
+def outcome(updates: Sequence[AriUpdate], rejected: dict[int, Rejection], sent: set[int], *,
+            unsent: str = "nothing to send for this item", request_ids: Sequence[str] = ()) -> PushOutcome:
+    """A result for every item, by position: rejected with the OTA's reason, applied when it
+    went out in an accepted message, else skipped with ``unsent`` as the reason."""
+    results = []
+    for i, u in enumerate(updates):
+        if i in rejected:
+            code, text, retriable = rejected[i]
+            results.append(ItemResult(u.key, "rejected", code, text, retriable))
+        elif i in sent:
+            results.append(ItemResult(u.key, "applied"))
+        else:
+            results.append(ItemResult(u.key, "skipped", text=unsent))
+    return PushOutcome(tuple(results), tuple(request_ids))

@@ -22,8 +22,8 @@ from adapters.base.contract import (
     Confirmation,
     Delivery,
     ExchangeObserver,
-    ItemResult,
     PushOutcome,
+    outcome,
 )
 from adapters.base.errors import (
     AuthError,
@@ -255,16 +255,7 @@ class BookingAdapter(ChannelAdapter):
             for idx, why in got.items():
                 rejected.setdefault(idx, why)
             sent |= set(built.locators.values())
-        results = []
-        for i, u in enumerate(updates):
-            if i in rejected:
-                code, text, retriable = rejected[i]
-                results.append(ItemResult(u.key, "rejected", code, text, retriable))
-            elif i in sent:
-                results.append(ItemResult(u.key, "applied"))
-            else:
-                results.append(ItemResult(u.key, "skipped", text="nothing to send for this item"))
-        return PushOutcome(tuple(results), tuple(request_ids))
+        return outcome(updates, rejected, sent, unsent="nothing to send for this item", request_ids=request_ids)
 
     # ---- read-back ----------------------------------------------------------------------
     async def read_back(self, hotel: str, start: date, end: date) -> list[AriUpdate]:

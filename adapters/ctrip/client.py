@@ -18,8 +18,8 @@ from adapters.base.contract import (
     ChannelAdapter,
     ChannelSettings,
     ExchangeObserver,
-    ItemResult,
     PushOutcome,
+    outcome,
 )
 from adapters.base.errors import AuthError, FatalError, ParseError, RetriableError
 from adapters.base.http import HttpClient, Reply, classify_status
@@ -182,16 +182,7 @@ class CtripAdapter(ChannelAdapter):
             for idx, why in (await self.send(rates, self.opts.rates_path, "rate_amount_notif", hotel)).items():
                 rejected.setdefault(idx, why)
             sent |= set(rates.locators.values())
-        results = []
-        for i, u in enumerate(updates):
-            if i in rejected:
-                code, text, retriable = rejected[i]
-                results.append(ItemResult(u.key, "rejected", code, text, retriable))
-            elif i in sent:
-                results.append(ItemResult(u.key, "applied"))
-            else:
-                results.append(ItemResult(u.key, "skipped", text="nothing to send for this item"))
-        return PushOutcome(tuple(results))
+        return outcome(updates, rejected, sent, unsent="nothing to send for this item")
 
     async def read_back(self, hotel: str, start: date, end: date) -> list[AriUpdate]:
         raise NotImplementedError("Ctrip offers no read-back of what it holds")

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from adapters.base.contract import AriUpdate, BookingRevision, Guest, NightPrice, Stay
+from adapters.base.contract import item_problem as base_item_problem
 from adapters.base.errors import ParseError
 from adapters.base.xml import OTA_NS, local, parse, tostring, unwrap_soap, wrap_soap
 from channelmgr.money import EXPONENT
@@ -260,23 +261,7 @@ def strip_extensions(root: etree._Element) -> etree._Element:
 
 def item_problem(u: AriUpdate) -> tuple[str, str] | None:
     """Why an item cannot be written at all (code, text), before anything is sent."""
-    if u.prices:
-        if u.rate is None:
-            return "CHANNELMGR_PRICE_WITHOUT_RATE", "prices need a rate plan (RatePlanCode)"
-        if not u.currency:
-            return "CHANNELMGR_NO_CURRENCY", "prices need a currency (CurrencyCode)"
-        if u.currency.upper() not in EXPONENT:
-            return "CHANNELMGR_UNKNOWN_CURRENCY", f"{u.currency} has no known number of decimals"
-        for p in u.prices:
-            if isinstance(p.amount_minor, bool) or not isinstance(p.amount_minor, int) or p.amount_minor < 0:
-                return "CHANNELMGR_BAD_AMOUNT", f"price for {p.occupancy} guest(s) is not a whole, non-negative amount"
-            if not 1 <= p.occupancy <= 99:
-                return "CHANNELMGR_BAD_OCCUPANCY", f"occupancy {p.occupancy} is outside 1..99"
-    if u.rooms_to_sell is not None and u.rooms_to_sell < 0:
-        return "CHANNELMGR_NEGATIVE_ROOMS", "rooms to sell cannot be negative"
-    if u.end < u.start:
-        return "CHANNELMGR_BAD_RANGE", "the range ends before it starts"
-    return None
+    return base_item_problem(u, max_occupancy=99)
 
 
 def span_days(updates: Iterable[AriUpdate]) -> int:

@@ -17,8 +17,8 @@ from adapters.base.contract import (
     ChannelSettings,
     Delivery,
     ExchangeObserver,
-    ItemResult,
     PushOutcome,
+    outcome,
 )
 from adapters.base.errors import (
     AuthError,
@@ -187,16 +187,7 @@ class MeituanAdapter(ChannelAdapter):
             request_ids = (rid,) if rid else ()
             for seq, (code, text) in fails.items():
                 rejected.setdefault(seq, (code, text, code == str(codec.CODE_SYSTEM_BUSY)))
-        results = []
-        for i, u in enumerate(updates):
-            if i in rejected:
-                code, text, retriable = rejected[i]
-                results.append(ItemResult(u.key, "rejected", code, text, retriable))
-            elif i in sent:
-                results.append(ItemResult(u.key, "applied"))
-            else:
-                results.append(ItemResult(u.key, "skipped", text="nothing Meituan holds changes with this item"))
-        return PushOutcome(tuple(results), request_ids)
+        return outcome(updates, rejected, sent, unsent="nothing Meituan holds changes with this item", request_ids=request_ids)
 
     async def _push(self, hotel: str, items: list[dict[str, Any]], interpret) -> tuple[dict, str | None]:
         rid: list[str | None] = [None]

@@ -265,7 +265,7 @@ def test_money_never_goes_through_float_and_is_never_rounded():
         codec.parse_amount("1e999999", "CNY")
     assert codec.parse_amount("299", "EUR") == 29900  # no DecimalPlaces, no point: major units
     assert codec.item_problem(AriUpdate("h", "r", "p", D1, D1, prices=(Price(2, 100),), key="k")) == \
-        ("CHANNELMGR_NO_CURRENCY", "prices need a currency (CurrencyCode)")
+        ("CHANNELMGR_NO_CURRENCY", "prices need a currency")
 
 
 @needs_schemas
