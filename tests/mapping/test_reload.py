@@ -171,3 +171,19 @@ async def until(condition, timeout: float = 10.0) -> None:
     while not condition():
         assert loop.time() < deadline, "timed out"
         await asyncio.sleep(0.02)
+
+
+async def test_an_edit_made_while_nothing_ran_is_queued_at_the_next_start(rt, db, cipher, ledger, mappings_dir):
+    """The daemon was stopped, revenue staff saved an edit, the daemon (or any CLI command)
+    starts: the edit is compared with the version the ledger had in force and its cells are
+    queued, not left for the nightly full sync."""
+    save(mappings_dir / "sha-bund.yaml", edit(shipped_text(), "      - percent: -15", "      - percent: -20"))
+    restarted = Runtime(Config(mappings_dir=str(mappings_dir)), db, cipher, ledger)
+    assert await restarted.load_and_sync_mappings() is not None, restarted.mapping_errors
+    assert restarted.mappings.get("SHA-BUND").rate_plans["EB-DK"].steps[0].percent == -20
+    queued = await pending(ledger)
+    nights = {START + timedelta(days=i) for i in range(DAYS)}
+    for ch in ("booking", "ctrip", "fliggy"):
+        assert {n for (c, kind, room, plan, n) in queued if (c, kind, room, plan) == (ch, "rate", "DK", "EB-DK")} >= nights
+    assert {c for (c, *_rest) in queued} == {"booking", "ctrip", "fliggy"}  # meituan does not sell EB-DK
+    assert (await ledger.mapping_in_force())["fingerprint"] == restarted.mappings.fingerprint

@@ -54,7 +54,14 @@ async def test_the_breaker_opens_on_a_failing_ota_and_closes_when_it_recovers(ru
     async with r.http.get(f"{r.d.base_url}/health") as resp:
         health = await resp.json()
     assert health["status"] == "degraded" and health["channels"]["ctrip"]["breaker"] == "open"
-    st = {c["channel"]: c for c in (await status(r.d.rt.db, list(CHANNELS)))["channels"]}
+    st: dict = {}
+
+    async def status_says_so():  # the sync log writes channel status behind the calls, in batches
+        nonlocal st
+        st = {c["channel"]: c for c in (await status(r.d.rt.db, list(CHANNELS)))["channels"]}
+        return st["ctrip"]["last_error"] is not None
+
+    await r.wait_for(status_says_so, timeout=10, what="ctrip's last error in `status`")
     assert st["ctrip"]["breaker"] == "open" and st["ctrip"]["outbox_depth"] > 0 and st["ctrip"]["last_error"]
     # the other channels are not held back by ctrip
     await r.converge([night], channels=("booking", "fliggy", "meituan"))
