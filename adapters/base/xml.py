@@ -9,6 +9,8 @@ as a second line of defence.
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from lxml import etree
 
@@ -75,3 +77,52 @@ def tostring(el: etree._Element) -> bytes:
 
 def local(el: etree._Element) -> str:
     return etree.QName(el).localname
+
+
+# ---- reading OpenTravel messages (namespace or not: OTA-XML writers differ) ------------
+
+
+def children(el: etree._Element | None, *path: str) -> list[etree._Element]:
+    """Elements by local names along ``path``."""
+    found = [el] if el is not None else []
+    for name in path:
+        found = [c for f in found for c in f if isinstance(c.tag, str) and local(c) == name]
+    return found
+
+
+def first(el: etree._Element | None, *path: str) -> etree._Element | None:
+    got = children(el, *path)
+    return got[0] if got else None
+
+
+def text(el: etree._Element | None) -> str | None:
+    """An element's text, stripped; None when empty or absent."""
+    if el is None:
+        return None
+    t = "".join(el.itertext()).strip()
+    return t or None
+
+
+def xs_date(value: str | None, what: str) -> date:
+    if not value:
+        raise ParseError(f"{what} is missing")
+    try:
+        return date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        raise ParseError(f"{what} {value!r} is not a date") from None
+
+
+def xs_datetime(value: str | None, naive_timezone: str) -> datetime | None:
+    """An xs:dateTime; one without an offset is taken in ``naive_timezone``."""
+    if not value:
+        return None
+    v = value.strip()
+    if v.endswith("Z"):
+        v = v[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(v)
+    except ValueError:
+        raise ParseError(f"{value!r} is not a date and time") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=ZoneInfo(naive_timezone))
+    return dt

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from lxml import etree
 
@@ -49,7 +48,11 @@ from adapters.base.contract import (
 )
 from adapters.base.contract import item_problem as base_item_problem
 from adapters.base.errors import ParseError
-from adapters.base.xml import OTA_NS, local, parse, tostring
+from adapters.base.xml import OTA_NS, local, parse, tostring, xs_datetime
+from adapters.base.xml import children as _children
+from adapters.base.xml import first as _first
+from adapters.base.xml import text as _text
+from adapters.base.xml import xs_date as _date
 from channelmgr.money import EXPONENT
 
 CHANNEL = "booking"
@@ -336,48 +339,8 @@ class AckRef:
     source: str | None = None
 
 
-def _children(el: etree._Element | None, *path: str) -> list[etree._Element]:
-    """Elements by local names, namespace or not (other OTA-XML writers differ)."""
-    found = [el] if el is not None else []
-    for name in path:
-        found = [c for f in found for c in f if isinstance(c.tag, str) and local(c) == name]
-    return found
-
-
-def _first(el: etree._Element | None, *path: str) -> etree._Element | None:
-    got = _children(el, *path)
-    return got[0] if got else None
-
-
-def _text(el: etree._Element | None) -> str | None:
-    if el is None:
-        return None
-    t = "".join(el.itertext()).strip()
-    return t or None
-
-
-def _date(value: str | None, what: str) -> date:
-    if not value:
-        raise ParseError(f"{what} is missing")
-    try:
-        return date.fromisoformat(value.strip()[:10])
-    except ValueError:
-        raise ParseError(f"{what} {value!r} is not a date") from None
-
-
 def _datetime(value: str | None, opts: Options) -> datetime | None:
-    if not value:
-        return None
-    v = value.strip()
-    if v.endswith("Z"):
-        v = v[:-1] + "+00:00"
-    try:
-        dt = datetime.fromisoformat(v)
-    except ValueError:
-        raise ParseError(f"{value!r} is not a date and time") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=ZoneInfo(opts.naive_timezone))
-    return dt
+    return xs_datetime(value, opts.naive_timezone)
 
 
 def _duration_nights(value: str | None) -> int | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from datetime import date
 from typing import TYPE_CHECKING
 
 from adapters.base.contract import (
@@ -183,9 +182,6 @@ class CtripAdapter(ChannelAdapter):
                 rejected.setdefault(idx, why)
             sent |= set(rates.locators.values())
         return outcome(updates, rejected, sent, unsent="nothing to send for this item")
-
-    async def read_back(self, hotel: str, start: date, end: date) -> list[AriUpdate]:
-        raise NotImplementedError("Ctrip offers no read-back of what it holds")
 
     # ---- bookings pushed to us --------------------------------------------------------
     def inbound_routes(self, receiver: BookingReceiver) -> list[web.RouteDef]:
