@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from lxml import etree
@@ -126,3 +127,31 @@ def xs_datetime(value: str | None, naive_timezone: str) -> datetime | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=ZoneInfo(naive_timezone))
     return dt
+
+
+# ---- writing OpenTravel messages ---------------------------------------------------------
+
+
+def restriction_messages(u: Any, new_message: Callable[[], etree._Element]) -> None:
+    """An AriUpdate's restrictions as OTA_HotelAvailNotif AvailStatusMessages.
+
+    ``new_message`` returns a fresh AvailStatusMessage whose StatusApplicationControl names
+    the rate. OpenTravel allows one RestrictionStatus a message: one message per restriction
+    (Master = stop-sell, Arrival = CTA, Departure = CTD), the lengths of stay in the first.
+    """
+    o = f"{{{OTA_NS}}}"
+    restrictions = [(r, flag) for r, flag in (("Master", u.stop_sell), ("Arrival", u.cta),
+                                              ("Departure", u.ctd)) if flag is not None]
+    has_los = u.min_los is not None or u.max_los is not None
+    if not has_los and not restrictions:
+        return
+    for n, (restriction, flag) in enumerate(restrictions or [(None, None)]):
+        m = new_message()
+        if n == 0 and has_los:
+            los = etree.SubElement(m, o + "LengthsOfStay")
+            if u.min_los is not None:
+                etree.SubElement(los, o + "LengthOfStay", Time=str(u.min_los), MinMaxMessageType="SetMinLOS")
+            if u.max_los is not None:
+                etree.SubElement(los, o + "LengthOfStay", Time=str(u.max_los), MinMaxMessageType="SetMaxLOS")
+        if restriction is not None:
+            etree.SubElement(m, o + "RestrictionStatus", Status="Close" if flag else "Open", Restriction=restriction)

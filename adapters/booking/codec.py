@@ -48,7 +48,7 @@ from adapters.base.contract import (
 )
 from adapters.base.contract import item_problem as base_item_problem
 from adapters.base.errors import ParseError
-from adapters.base.xml import OTA_NS, local, parse, tostring, xs_datetime
+from adapters.base.xml import OTA_NS, local, parse, restriction_messages, tostring, xs_datetime
 from adapters.base.xml import children as _children
 from adapters.base.xml import first as _first
 from adapters.base.xml import text as _text
@@ -204,25 +204,12 @@ def avail_notif(hotel: str, updates: Sequence[AriUpdate], opts: Options = Option
                 raise ValueError(f"item {u.key}: rooms to sell cannot be negative")
             m = message(i, BookingLimit=str(u.rooms_to_sell))
             _control(m, u, rate=False)  # room level: InvTypeCode only
-        restrictions = [(r, flag) for r, flag in (("Master", u.stop_sell), ("Arrival", u.cta),
-                                                  ("Departure", u.ctd)) if flag is not None]
-        has_los = u.min_los is not None or u.max_los is not None
-        if not has_los and not restrictions:
-            continue
-        first = True
-        for restriction, flag in restrictions or [(None, None)]:
+        def new_message(i: int = i, u: AriUpdate = u) -> etree._Element:
             m = message(i)
             _control(m, u, rate=True)
-            if first and has_los:
-                los = etree.SubElement(m, O + "LengthsOfStay")
-                if u.min_los is not None:
-                    etree.SubElement(los, O + "LengthOfStay", Time=str(u.min_los), MinMaxMessageType="SetMinLOS")
-                if u.max_los is not None:
-                    etree.SubElement(los, O + "LengthOfStay", Time=str(u.max_los), MinMaxMessageType="SetMaxLOS")
-            first = False
-            if restriction is not None:
-                etree.SubElement(m, O + "RestrictionStatus", Status="Close" if flag else "Open",
-                                 Restriction=restriction)
+            return m
+
+        restriction_messages(u, new_message)
     built.body = tostring(root) if built.locators else b""
     return built
 
