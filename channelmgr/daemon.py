@@ -103,6 +103,8 @@ class Daemon:
         self.base_url: str | None = None
         self.reloader = None
         self._reload_pending: str | None = None
+        self._ready = False  # start() finished
+        self._stop_requested: str | None = None  # SIGTERM/SIGINT that came during start()
         self._watch_task: asyncio.Task | None = None
         self._stopped = asyncio.Event()
         self._push_settings = push_settings
@@ -113,9 +115,9 @@ class Daemon:
     # ---- start --------------------------------------------------------------------
     async def start(self) -> None:
         structlog.contextvars.bind_contextvars(run_id=self.run_id)
-        # SIGHUP's default action ends the process: catch it before anything can send it
-        # (/health answers before start-up is over); it is taken up once the reloader runs
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
+        # signals are caught before anything can send them (/health answers before start-up
+        # is over): a reload is taken up once the reloader runs, a stop once start-up ends
+        self._install_signals()
         cfg = self.config
         self.rt = await Runtime.open(config=cfg, schema="auto")
         self.mappings = self.rt.mappings or await self._last_good_mappings()
@@ -133,7 +135,10 @@ class Daemon:
         self._start_workers()
         self._start_scheduler()
         await self._start_reloader()
-        self._install_signals()
+        self._ready = True
+        if self._stop_requested:
+            asyncio.ensure_future(self.stop(reason=self._stop_requested))
+            return
         sd_notify("READY=1")
         log.info("channelmgr is running", http=self.base_url, channels=sorted(self.channels),
                  properties=sorted(self.mappings.properties), mappings=self.mappings.fingerprint,
@@ -303,8 +308,14 @@ class Daemon:
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda s=sig: asyncio.ensure_future(self.stop(reason=s.name)))
+            loop.add_signal_handler(sig, lambda s=sig: self._on_stop_signal(s.name))
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
+
+    def _on_stop_signal(self, name: str) -> None:
+        if not self._ready:  # half started: stopping now would leave what start() opens next running
+            self._stop_requested = name
+            return
+        asyncio.ensure_future(self.stop(reason=name))
 
     # ---- jobs ---------------------------------------------------------------------
     async def _flush(self) -> None:

@@ -176,6 +176,20 @@ async def test_sigterm_exits_zero_and_sighup_reloads_mappings(tmp_path, db_url):
         storm.stop_all()
 
 
+async def test_a_sigterm_as_soon_as_health_answers_still_exits_zero(tmp_path):
+    """/health answers before start-up is over: a stop signal then waits for start-up to end
+    and stops cleanly, instead of the signal's default action killing the process."""
+    storm = Storm(tmp_path, f"sqlite:///{tmp_path / 'early.db'}")
+    try:
+        await storm.start_sandboxes()
+        await storm.start_daemon()
+        storm.daemon.send_signal(signal.SIGHUP)
+        storm.daemon.send_signal(signal.SIGTERM)
+        assert storm.daemon.wait(30) == 0
+    finally:
+        storm.stop_all()
+
+
 def run_cli(cfg, *args):
     env = dict(os.environ)
     env.pop("CHANNELMGR_DATABASE_URL", None)
