@@ -8,6 +8,7 @@ each; the same call is also one structured log line ("canonical log line").
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -25,8 +26,21 @@ current_attempt: contextvars.ContextVar[int] = contextvars.ContextVar("attempt",
 current_property: contextvars.ContextVar[str | None] = contextvars.ContextVar("property", default=None)
 
 
+def _transient(e: BaseException) -> bool:
+    """A failure that goes away by itself (a lock, a lost connection), not a bad row."""
+    from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+    if isinstance(e, (OperationalError, OSError, ConnectionError, asyncio.TimeoutError)):
+        return True
+    if isinstance(e, IntegrityError):
+        return False
+    return isinstance(e, DBAPIError) and bool(getattr(e, "connection_invalidated", False) or
+                                              "locked" in str(e).lower() or "connect" in str(e).lower())
+
+
 class SyncLog:
-    def __init__(self, db: Database, run_id: str, hotel_to_property: Callable[[str, str], str | None] | None = None):
+    def __init__(self, db: Database, run_id: str, hotel_to_property: Callable[[str, str], str | None] | None = None,
+                 max_buffered: int = 100_000):
         self.db = db
         self.run_id = run_id
         self.hotel_to_property = hotel_to_property or (lambda channel, hotel: None)
@@ -34,6 +48,10 @@ class SyncLog:
         self._task: asyncio.Task | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._pending: collections.deque[dict[str, Any]] = collections.deque()  # taken, not yet written
+        self.max_buffered = max_buffered
+        self.dropped = 0  # rows given up (buffer full, or refused for their content)
+        self.retry_initial, self.retry_max = 0.2, 5.0
 
     # ---- recording ------------------------------------------------------------------
     def observer(self, channel: str) -> Callable[[Exchange], None]:
@@ -68,22 +86,79 @@ class SyncLog:
             self._task = asyncio.create_task(self._run(), name="sync-log-writer")
 
     async def _run(self) -> None:
+        """Write recorded rows in batches. A failed write (the database locked or gone for a
+        while) keeps its rows, in order, and is retried with backoff: nothing recorded is
+        lost while the daemon runs. The buffer is bounded (``max_buffered``): past it the
+        oldest rows are dropped, counted in ``dropped`` and logged."""
+        delay = self.retry_initial
         while True:
-            first = await self._queue.get()
-            rows = [first]
+            if not self._pending:
+                self._pending.append(await self._queue.get())
+                await asyncio.sleep(0.05)  # let a burst gather into one transaction
+            self._take_queued()
+            batch = [self._pending[i] for i in range(min(500, len(self._pending)))]
             try:
-                await asyncio.sleep(0.05)
-                while not self._queue.empty() and len(rows) < 500:
-                    rows.append(self._queue.get_nowait())
-                await self._write(rows)
+                await self._write(batch)
             except asyncio.CancelledError:
-                await self._write(rows)
+                await self._write_all_now()
                 raise
             except Exception as e:  # the log must never take the daemon down
-                log.error("sync log write failed", error=str(e), rows=len(rows))
-            finally:
-                if self._queue.empty():
-                    self._idle.set()
+                if not _transient(e):
+                    await self._write_one_by_one(batch, e)
+                    continue
+                log.warning("sync log write failed; rows kept and retried", error=str(e)[:300],
+                            rows=len(self._pending) + self._queue.qsize(), retry_in_s=round(delay, 2))
+                try:
+                    await asyncio.sleep(delay)
+                except asyncio.CancelledError:
+                    await self._write_all_now()
+                    raise
+                delay = min(self.retry_max, delay * 2)
+                continue
+            for _ in batch:
+                self._pending.popleft()
+            delay = self.retry_initial
+            if not self._pending and self._queue.empty():
+                self._idle.set()
+
+    def _take_queued(self) -> None:
+        while not self._queue.empty():
+            self._pending.append(self._queue.get_nowait())
+        over = len(self._pending) - self.max_buffered
+        if over > 0:
+            for _ in range(over):
+                self._pending.popleft()
+            self.dropped += over
+            log.error("sync log buffer full while the database cannot be written; oldest rows dropped",
+                      dropped=over, dropped_total=self.dropped, buffered=len(self._pending))
+
+    async def _write_one_by_one(self, batch: list[dict[str, Any]], first_error: Exception) -> None:
+        """A batch the database refuses for its content, not a lock: write row by row and
+        drop (with a log line naming it) only a row that can never be written."""
+        for row in batch:
+            try:
+                await self._write([row])
+            except Exception as e:  # noqa: BLE001
+                if _transient(e):
+                    return  # the database went away meanwhile: the rest stays buffered
+                log.error("sync log row cannot be written; dropped", channel=row.get("channel"),
+                          operation=row.get("operation"), error=str(e)[:300], batch_error=str(first_error)[:120])
+                self.dropped += 1
+            self._pending.popleft()
+        if not self._pending and self._queue.empty():
+            self._idle.set()
+
+    async def _write_all_now(self) -> None:
+        """At cancellation: one last try for everything still buffered."""
+        self._take_queued()
+        rows = list(self._pending)
+        if not rows:
+            return
+        try:
+            await self._write(rows)
+            self._pending.clear()
+        except Exception as e:  # noqa: BLE001
+            log.error("sync log rows not written at shutdown", rows=len(rows), error=str(e)[:300])
 
     async def _write(self, rows: list[dict[str, Any]]) -> None:
         async def tx(conn):
@@ -94,11 +169,11 @@ class SyncLog:
     async def flush(self, timeout: float = 10.0) -> None:
         """Wait until every recorded row is written."""
         if self._task is None:
-            rows = []
-            while not self._queue.empty():
-                rows.append(self._queue.get_nowait())
+            self._take_queued()
+            rows = list(self._pending)
             if rows:
                 await self._write(rows)
+                self._pending.clear()
             return
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
