@@ -405,7 +405,8 @@ class Daemon:
     async def _h_status(self, request: web.Request) -> web.Response:
         from channelmgr.ops import status
 
-        return web.json_response(await status(self.rt.db, list(self.channels)), dumps=_dumps)
+        disabled = [n for n, c in self.config.channels.items() if not c.enabled]
+        return web.json_response(await status(self.rt.db, list(self.channels), disabled), dumps=_dumps)
 
     # ---- stop ---------------------------------------------------------------------
     async def stop(self, reason: str = "stop") -> None:

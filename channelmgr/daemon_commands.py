@@ -156,7 +156,8 @@ async def cmd_status(args: argparse.Namespace) -> int:
 
     cfg, db = await _db(args)
     try:
-        data = await status(db, [n for n, c in cfg.channels.items() if c.enabled])
+        data = await status(db, [n for n, c in cfg.channels.items() if c.enabled],
+                            [n for n, c in cfg.channels.items() if not c.enabled])
     finally:
         await db.dispose()
     if args.json:
@@ -164,7 +165,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
         return 0
     print(f"{'channel':<9} {'breaker':<10} {'last success':<20} {'waiting':>8} {'given up':>8}  last error")
     for c in data["channels"]:
-        ok = (c["last_success_at"] or "never")[:19].replace("T", " ")
+        ok = (c["last_success_at"] or ("-" if not c.get("enabled", True) else "never"))[:19].replace("T", " ")
         err = ""
         if c["last_error"]:
             err = f"{(c['last_error_at'] or '')[:19].replace('T', ' ')}  {c['last_error'][:100]}"

@@ -33,7 +33,9 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
-async def status(db: Database, channels: list[str] | None = None) -> dict[str, Any]:
+async def status(db: Database, channels: list[str] | None = None,
+                 disabled: list[str] | None = None) -> dict[str, Any]:
+    """Per channel health; ``disabled`` channels (``enabled: false``) are shown as such."""
     async def q(conn):
         st = {r.channel: r for r in (await conn.execute(select(m.channel_status))).all()}
         depth = dict((await conn.execute(select(m.outbox.c.channel, func.count()).where(
@@ -46,13 +48,14 @@ async def status(db: Database, channels: list[str] | None = None) -> dict[str, A
             m.inbox.c.status == "failed"))).scalar()
         open_conflicts = dict((await conn.execute(select(m.conflicts.c.kind, func.count()).where(
             m.conflicts.c.status == "open").group_by(m.conflicts.c.kind))).all())
-        names = sorted(set(channels or []) | set(st) | set(depth) | set(dead))
+        names = sorted(set(channels or []) | set(disabled or []) | set(st) | set(depth) | set(dead))
         out = []
         for name in names:
             r = st.get(name)
             out.append({
                 "channel": name,
-                "breaker": r.breaker if r else "closed",
+                "enabled": name not in (disabled or []),
+                "breaker": "disabled" if name in (disabled or []) else (r.breaker if r else "closed"),
                 "last_success_at": _iso(_aware(r.last_success_at)) if r else None,
                 "last_error_at": _iso(_aware(r.last_error_at)) if r else None,
                 "last_error": r.last_error if r else None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Literal, Protocol, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -22,6 +22,53 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 @dataclass(frozen=True)
+class SaleWindow:
+    """The nights an OTA accepts, counted in the calendar the OTA counts days in.
+
+    The OTA's *today* is its local date in ``zone`` (None: the property's own zone). It
+    accepts nights from ``today - past_days`` to ``today + ahead_days``. Where the OTA sells
+    late-night rooms (凌晨房: "tonight" is still the previous date until 06:00), set
+    ``late_night_until``: before that local time the window also starts at yesterday.
+    ``known`` says what of this is published by the OTA and what is modelled.
+
+    The engine clips every range to this window before it batches; a night outside is
+    settled ``skipped`` with :meth:`describe` as the reason and never sent. Each sandbox
+    enforces the same window with its own code, so a mismatch fails a test.
+    """
+
+    ahead_days: int = 365
+    past_days: int = 0
+    zone: str | None = None
+    late_night_until: time | None = None
+    known: str = ""
+
+    def today(self, now: datetime, property_zone: str) -> date:
+        from zoneinfo import ZoneInfo
+
+        return now.astimezone(ZoneInfo(self.zone or property_zone)).date()
+
+    def bounds(self, now: datetime, property_zone: str) -> tuple[date, date]:
+        """(first, last) night the OTA accepts at ``now`` (an aware datetime), inclusive."""
+        from zoneinfo import ZoneInfo
+
+        if now.tzinfo is None:
+            raise ValueError("a naive datetime has no meaning here; give it a time zone")
+        lt = now.astimezone(ZoneInfo(self.zone or property_zone))
+        past = self.past_days
+        if self.late_night_until is not None and lt.time() < self.late_night_until:
+            past = max(past, 1)
+        return lt.date() - timedelta(days=past), lt.date() + timedelta(days=self.ahead_days)
+
+    def describe(self) -> str:
+        first = "today" if not self.past_days else ("yesterday" if self.past_days == 1 else f"today-{self.past_days}")
+        text = f"{first}..today+{self.ahead_days}"
+        if self.late_night_until is not None and self.past_days < 1:
+            text += f" (yesterday too before {self.late_night_until.strftime('%H:%M')})"
+        where = self.zone or "the hotel's zone"
+        return f"{text} in {where}"
+
+
+@dataclass(frozen=True)
 class Capabilities:
     """Limits the engine respects when it batches and schedules pushes to this OTA."""
 
@@ -29,8 +76,7 @@ class Capabilities:
     max_months_per_message: int | None = None  # calendar months one message may touch
     max_days_per_message: int | None = None  # span from first to last date in a message
     max_items_per_message: int = 100  # AriUpdate items per push_ari call
-    horizon_days: int = 365  # how far ahead the OTA accepts dates (from today)
-    past_days: int = 0  # how many days before today the OTA still accepts
+    window: SaleWindow = SaleWindow()  # the nights the OTA accepts (see SaleWindow)
     supports_ranges: bool = True  # an item may carry a date range, not only a single date
     inventory_level: Literal["room", "rate"] = "room"  # where rooms_to_sell is held
     restrictions: frozenset[str] = frozenset({"min_los", "max_los", "cta", "ctd", "stop_sell"})
@@ -41,6 +87,16 @@ class Capabilities:
     readback: bool = False  # can read back what the OTA holds
     readback_max_days: int = 31
     currencies: frozenset[str] | None = None  # None = any
+
+    @property
+    def horizon_days(self) -> int:
+        """How far ahead of the OTA's today it accepts nights."""
+        return self.window.ahead_days
+
+    @property
+    def past_days(self) -> int:
+        """How many days before the OTA's today it accepts at any hour."""
+        return self.window.past_days
 
 
 # ---- ARI going out -------------------------------------------------------------------

@@ -162,9 +162,16 @@ class Sandbox:
 
     def today(self, hotel: str | None = None) -> date:
         """The OTA's idea of today (subclasses pick the zone the OTA uses)."""
+        return self.local_now(hotel).date()
+
+    def local_now(self, hotel: str | None = None) -> datetime:
+        """The hotel's wall-clock time now (Asia/Shanghai when the hotel is unknown)."""
         h = self.catalog.hotel(hotel) if hotel else None
-        tz = ZoneInfo(h.timezone if h else "Asia/Shanghai")
-        return datetime.now(tz).date()
+        return datetime.now(ZoneInfo(h.timezone if h else "Asia/Shanghai"))
+
+    def late_night(self, hotel: str | None = None) -> bool:
+        """Before 06:00 in the hotel's zone: Chinese OTAs still sell the previous date (凌晨房)."""
+        return self.local_now(hotel).hour < 6
 
     # ---- state ----------------------------------------------------------------------
     def set_cell(self, hotel: str, room: str, rate: str | None, day: date, **values: Any) -> None:

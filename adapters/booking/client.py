@@ -23,6 +23,7 @@ from adapters.base.contract import (
     Delivery,
     ExchangeObserver,
     PushOutcome,
+    SaleWindow,
     outcome,
 )
 from adapters.base.errors import (
@@ -74,8 +75,11 @@ class BookingAdapter(ChannelAdapter):
         max_months_per_message=1,
         max_days_per_message=None,
         max_items_per_message=100,
-        horizon_days=730,
-        past_days=1,
+        window=SaleWindow(
+            ahead_days=codec.DAYS_AHEAD, past_days=1, zone="Europe/Amsterdam",
+            known="Booking.com's note: dates at most one day in the past in the hotel's CET day "
+                  "(NOT_A_VALID_DATE); send at least 12 months ahead. The far end (two years) is "
+                  "modelled."),
         supports_ranges=True,
         inventory_level="room",
         restrictions=frozenset({"min_los", "max_los", "cta", "ctd", "stop_sell"}),

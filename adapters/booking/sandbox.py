@@ -48,7 +48,7 @@ CET = ZoneInfo("Europe/Amsterdam")
 TOKEN_PATH = "/token-based-authentication/exchange"
 TOKEN_LIFETIME = 3600
 TOKENS_PER_HOUR = 30
-MAX_DAYS_AHEAD = 3 * 366
+MAX_DAYS_AHEAD = 730  # modelled: two years ahead (the note asks partners for >= 12 months)
 READBACK_MAX_DAYS = 31
 DUPLICATE_TEXT = "these dates were already given in this message; this message was not applied"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from datetime import time
 from typing import TYPE_CHECKING
 
 from adapters.base.contract import (
@@ -18,6 +19,7 @@ from adapters.base.contract import (
     ChannelSettings,
     ExchangeObserver,
     PushOutcome,
+    SaleWindow,
     outcome,
 )
 from adapters.base.errors import AuthError, FatalError, ParseError, RetriableError
@@ -60,8 +62,11 @@ class CtripAdapter(ChannelAdapter):
         max_months_per_message=None,
         max_days_per_message=codec.MAX_DAYS_PER_MESSAGE,
         max_items_per_message=200,
-        horizon_days=365,
-        past_days=0,
+        window=SaleWindow(
+            ahead_days=codec.DAYS_AHEAD, past_days=0, zone=None, late_night_until=time(6, 0),
+            known="Modelled: Ctrip sells from today in the hotel's zone to a year ahead, and keeps "
+                  "selling tonight (凌晨房) for the previous date until 06:00, as Chinese OTAs do; "
+                  "the note publishes no window."),
         supports_ranges=True,
         inventory_level="room",
         restrictions=frozenset({"min_los", "max_los", "cta", "ctd", "stop_sell"}),

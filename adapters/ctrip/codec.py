@@ -58,6 +58,7 @@ MEALS_ELEMENT = "MealsIncluded"  # Ctrip extension inside Rate, not in the OpenT
 BREAKFAST_ATTR = "NumberOfBreakfast"  # its attribute
 RES_ID_CTRIP = "501"  # HotelReservationID/@ResID_Type: Ctrip's order id
 RES_ID_OURS = "502"  # ... our confirmation number
+DAYS_AHEAD = 365  # modelled: the sale horizon, today .. today + 365 in the hotel's zone
 UNIQUE_ID_RESERVATION = "14"  # UniqueID/@Type of a reservation (OpenTravel UIT)
 UNIQUE_ID_HOTEL = "10"  # UniqueID/@Type of a hotel (OpenTravel UIT) - GUESS for OTA_CancelRQ
 

@@ -4,7 +4,8 @@ It reads requests with its own lxml code (through the safe ``adapters.base.xml.p
 and writes the bookings it pushes with its own writer; it never imports the adapter's
 codec or client. It enforces what the note says Ctrip enforces: ``RequestorID @ID
 @MessagePassword`` (``Error Type="4" Code="497"``), known hotel, room type and rate plan,
-at most 365 days per message, the sale horizon (today .. today + 365 in the hotel's zone),
+at most 365 days per message, the sale horizon (today .. today + 365 in the hotel's zone, and
+yesterday too until 06:00 there: late-night rooms, 凌晨房),
 and answers ``Success`` or ``Errors`` (HTTP 200, bare or SOAP as the request came).
 
 Where the note is silent the sandbox decides, the same way the codec guesses: a message
@@ -169,8 +170,10 @@ class CtripSandbox(Sandbox):
         today = self.today(hotel)
         if end < start:
             raise Refused(UNABLE, "End is before Start", record=record)
-        if start < today - timedelta(days=1) or end > today + timedelta(days=HORIZON_DAYS):
-            raise Refused(UNABLE, f"{start}..{end} is outside the sale horizon (today is {today})", record=record)
+        first = today - timedelta(days=1) if self.late_night(hotel) else today
+        if start < first or end > today + timedelta(days=HORIZON_DAYS):
+            raise Refused(UNABLE, f"{start}..{end} is outside the sale horizon {first}..{today + timedelta(days=HORIZON_DAYS)}"
+                                  f" (today is {today}; yesterday is sold until 06:00)", record=record)
         return start, end, room, rate
 
     def _check_span(self, spans: list[tuple[date, date]]) -> None:

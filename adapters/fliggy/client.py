@@ -42,6 +42,7 @@ from adapters.base.contract import (
     ExchangeObserver,
     ItemResult,
     PushOutcome,
+    SaleWindow,
 )
 from adapters.base.errors import (
     AuthError,
@@ -78,8 +79,10 @@ class FliggyAdapter(ChannelAdapter):
         max_months_per_message=None,
         max_days_per_message=None,
         max_items_per_message=codec.MAX_RATEPLANS_PER_CALL,
-        horizon_days=codec.FUTURE_DAYS,
-        past_days=codec.PAST_DAYS,
+        window=SaleWindow(
+            ahead_days=codec.FUTURE_DAYS, past_days=codec.PAST_DAYS, zone="Asia/Shanghai",
+            known="Fliggy's note: dates from yesterday to today + 180 days (GMT+8); yesterday at "
+                  "any hour, so the late-night rule needs nothing more."),
         supports_ranges=True,  # a range becomes one inventory_price per night in its entry
         inventory_level="rate",
         restrictions=frozenset({"stop_sell"}),  # the rates call has no LOS / CTA / CTD

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -18,6 +18,7 @@ from adapters.base.contract import (
     Delivery,
     ExchangeObserver,
     PushOutcome,
+    SaleWindow,
     outcome,
 )
 from adapters.base.errors import (
@@ -72,8 +73,12 @@ class MeituanAdapter(ChannelAdapter):
         max_months_per_message=None,
         max_days_per_message=None,
         max_items_per_message=codec.MAX_ITEMS,
-        horizon_days=codec.HORIZON_DAYS,
-        past_days=0,
+        window=SaleWindow(
+            ahead_days=codec.HORIZON_DAYS, past_days=0, zone="Asia/Shanghai",
+            late_night_until=time(6, 0),
+            known="Modelled (the wire format is modelled too): today .. today + 180 in Beijing "
+                  "time, and yesterday until 06:00 Beijing time, since Meituan sells late-night "
+                  "rooms (凌晨房) for the previous date."),
         supports_ranges=True,
         inventory_level="room",  # Meituan holds inventory per room type
         restrictions=frozenset({"min_los", "max_los", "stop_sell"}),

@@ -7,7 +7,7 @@ codec, client or signer, so a codec bug cannot hide behind its mirror image) and
   ``Authorization: MWS <appKey>:<base64 hmac-sha1(appSecret, "POST <path>\\n<Date>")>``
   (1001); answered with HTTP 401;
 - ``/hotel/ari/push``: one known hotel (2001), at most 40 items (1102), each item a known
-  room (2002) / rate plan of that room (2003), dates today .. today+180 in Beijing time
+  room (2002) / rate plan of that room (2003), dates today .. today+180 in Beijing time (and yesterday until 06:00)
   (2004), values in range (2005: inventory 0..9999, price 1..99,999,999 fen, CNY only,
   minLos/maxLos 1..99 with minLos <= maxLos); refused items are listed in
   ``data.failItems`` by ``seq`` and the rest applied;
@@ -46,6 +46,7 @@ NOTICE_PATHS = {"new": "/order/pay", "modify": "/order/modify", "cancel": "/orde
 ORDER_STATUS = {"new": "PAID", "modify": "MODIFIED", "cancel": "REFUNDED"}
 MAX_ITEMS = 40
 HORIZON_DAYS = 180
+LATE_NIGHT_END_HOUR = 6  # before 06:00 Beijing time the previous date is still sold
 QUERY_MAX_DAYS = 31
 SKEW_SECONDS = 300
 MAX_PRICE_FEN = 99_999_999
@@ -202,11 +203,14 @@ class MeituanSandbox(Sandbox):
         if rate is not None and (not isinstance(rate, str) or not self.catalog.has_rate(hotel, room, rate)):
             raise Refused(2003, f"rate plan {rate!r} does not exist under room {room}")
         start, end = self._day(it.get("startDate")), self._day(it.get("endDate"))
-        today = self.today(hotel)
+        now = datetime.fromtimestamp(self.clock(), BEIJING)
+        today = now.date()
         if end < start:
             raise Refused(2004, "endDate is before startDate")
-        if start < today or end > today + timedelta(days=HORIZON_DAYS):
-            raise Refused(2004, f"dates must lie within {today} .. {today + timedelta(days=HORIZON_DAYS)}")
+        # late-night rooms (凌晨房): until 06:00 Beijing time "tonight" is still yesterday's date
+        first = today - timedelta(days=1) if now.hour < LATE_NIGHT_END_HOUR else today
+        if start < first or end > today + timedelta(days=HORIZON_DAYS):
+            raise Refused(2004, f"dates must lie within {first} .. {today + timedelta(days=HORIZON_DAYS)}")
         values: dict[str, Any] = {}
         room_values: dict[str, Any] = {}
         if "inventory" in it:

@@ -274,12 +274,18 @@ class Ledger:
                                            [{"property_id": pid, "channel": c} for c in sorted(new_channels)])
                     journal.append(self._jrow(now, actor, pid, "listing", {"property": spec.code}, "update",
                                               sorted(old_channels), sorted(new_channels), reason, cid))
+                    gone = sorted(old_channels - new_channels)
+                    if gone:  # unlisted or disabled: what waited for it is not sent (a re-listing re-sends all)
+                        await conn.execute(update(m.outbox).where(
+                            m.outbox.c.property_id == pid, m.outbox.c.channel.in_(gone),
+                            m.outbox.c.status == "pending").values(
+                            status="skipped", last_error="the channel was disabled or unlisted before this was sent"))
                 # a new listing or a changed catalog: every channel re-sends the whole property
                 # (one 'full' outbox row a channel, expanded by the push worker)
-                changed_here = any(j["property_id"] == pid for j in journal)
-                if new_channels and (changed_here or physical_changed):
-                    outbox_rows += await self.enqueue(conn, pid, sorted(new_channels),
-                                                      [("full", None, None, None)], cid, now)
+                changed_here = any(j["property_id"] == pid and j["entity"] != "listing" for j in journal)
+                resend = sorted(new_channels) if (changed_here or physical_changed) else sorted(new_channels - old_channels)
+                if resend:  # a channel newly listed (or enabled again) gets everything it must hold
+                    outbox_rows += await self.enqueue(conn, pid, resend, [("full", None, None, None)], cid, now)
             await self.add_journal(conn, journal)
             return ChangeSummary(cid, len(journal), len(journal), outbox_rows)
 

@@ -81,6 +81,18 @@ class MappingReloader:
         self._refused: str | None = None  # fingerprint of the last refused folder contents
         self.last: ReloadResult | None = None
 
+    def enabled(self, channel: str) -> bool:
+        """A channel the daemon runs: in config.yaml and not ``enabled: false``."""
+        ccfg = self.rt.config.channels.get(channel)
+        return ccfg is not None and ccfg.enabled
+
+    def _listed_specs(self, ms: MappingSet) -> list:
+        """The catalog as the ledger keeps it: a property is listed only on the channels that
+        run, so a disabled channel gets no outbox rows (bookings' fan-out included)."""
+        from dataclasses import replace
+
+        return [replace(s, channels=tuple(c for c in s.channels if self.enabled(c))) for s in ms.specs()]
+
     # ---- reload ---------------------------------------------------------------------
     async def reload(self, reason: str) -> ReloadResult:
         async with self._lock:
@@ -132,7 +144,8 @@ class MappingReloader:
         enqueued: dict[tuple[str, str], int] = {}
         full: list[str] = []
         try:
-            summary = await ledger.sync_catalog(new.specs(), actor="mappings", reason=f"mapping edit ({reason})")
+            summary = await ledger.sync_catalog(self._listed_specs(new), actor="mappings",
+                                                reason=f"mapping edit ({reason})")
             for pd in diff.properties:
                 if pd.catalog_changed and summary.outbox_rows:
                     full.append(pd.property)
@@ -140,6 +153,8 @@ class MappingReloader:
                 if new.get(pd.property) is None:
                     continue
                 for cd in pd.channels:
+                    if not self.enabled(cd.channel):
+                        continue  # a disabled channel queues nothing; enabling it re-sends all
                     caps = self.capabilities_for(cd.channel)
                     horizon = min(self.diff_days, getattr(caps, "horizon_days", self.diff_days))
                     keys = [k for k in cd.push_keys() if (k[3] - pd.start).days < horizon]

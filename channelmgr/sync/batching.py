@@ -7,7 +7,7 @@ no message spans more days or carries more items than the adapter declares.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Iterable
 
@@ -20,6 +20,33 @@ from channelmgr.mapping.derive import ChannelCell
 class Item:
     update: AriUpdate
     rows: set[int] = field(default_factory=set)  # outbox row ids this item answers for
+    by_night: dict[date, set[int]] = field(default_factory=dict)  # the rows of each night of the range
+
+    @property
+    def nights(self) -> int:
+        return (self.update.end - self.update.start).days + 1
+
+    def piece(self, start: date, end: date) -> "Item":
+        """The same item over start..end, answering only for the rows of those nights."""
+        u = replace(self.update, start=start, end=end, key=item_key(self.update.hotel, self.update.room,
+                                                                    self.update.rate, start, end))
+        if not self.by_night:  # built without nights: every row goes with every piece
+            return Item(u, set(self.rows))
+        by_night = {d: r for d, r in self.by_night.items() if start <= d <= end}
+        return Item(u, set().union(*by_night.values()) if by_night else set(), by_night)
+
+
+def item_key(hotel: str, room: str, rate: str | None, start: date, end: date) -> str:
+    return f"{hotel}|{room}|{rate or '-'}|{start.isoformat()}|{end.isoformat()}"
+
+
+def halves(item: Item) -> list[Item]:
+    """A refused range cut in two (the first half the longer when odd); a single night stays."""
+    n = item.nights
+    if n <= 1:
+        return [item]
+    mid = item.update.start + timedelta(days=(n + 1) // 2 - 1)
+    return [item.piece(item.update.start, mid), item.piece(mid + timedelta(days=1), item.update.end)]
 
 
 def _values(c: ChannelCell) -> tuple:
@@ -31,15 +58,17 @@ def _item(run: list[tuple[ChannelCell, set[int]]]) -> Item:
     first = run[0][0]
     start, end = first.night, run[-1][0].night
     rows: set[int] = set()
-    for _, r in run:
+    by_night: dict[date, set[int]] = {}
+    for c, r in run:
         rows |= r
+        by_night.setdefault(c.night, set()).update(r)
     upd = AriUpdate(
         hotel=first.hotel, room=first.room, rate=first.rate, start=start, end=end,
         rooms_to_sell=first.rooms_to_sell, prices=tuple(Price(o, a) for o, a in first.prices),
         currency=first.currency, min_los=first.min_los, max_los=first.max_los, cta=first.cta,
         ctd=first.ctd, stop_sell=first.stop_sell,
-        key=f"{first.hotel}|{first.room}|{first.rate or '-'}|{start.isoformat()}|{end.isoformat()}")
-    return Item(upd, rows)
+        key=item_key(first.hotel, first.room, first.rate, start, end))
+    return Item(upd, rows, by_night)
 
 
 def to_items(cells: Iterable[tuple[ChannelCell, set[int]]], caps: Capabilities) -> list[Item]:
@@ -78,10 +107,7 @@ def _split(item: Item, caps: Capabilities) -> list[Item]:
         pieces = out
     if len(pieces) == 1:
         return [item]
-    from dataclasses import replace
-
-    return [Item(replace(u, start=s, end=e, key=f"{u.hotel}|{u.room}|{u.rate or '-'}|{s.isoformat()}|{e.isoformat()}"),
-                 set(item.rows)) for s, e in pieces]
+    return [item.piece(s, e) for s, e in pieces]
 
 
 def batches(items: list[Item], caps: Capabilities) -> list[list[Item]]:

@@ -35,7 +35,7 @@ from channelmgr.ledger import models as m
 from channelmgr.ledger.ledger import Ledger
 from channelmgr.mapping import MappingSet
 from channelmgr.mapping.derive import all_keys, derive
-from channelmgr.sync.batching import Item, batches, to_items
+from channelmgr.sync.batching import Item, batches, halves, to_items
 from channelmgr.sync.limits import CircuitBreaker, TokenBucket
 from channelmgr.sync.synclog import SyncLog, current_attempt, current_property
 
@@ -58,6 +58,7 @@ class PushSettings:
     backoff_base: float = 1.0
     backoff_max: float = 300.0
     wait: Any = None  # tenacity wait strategy; tests pass wait_none()
+    split_budget: int = 64  # extra calls one round may spend re-sending refused ranges in halves
 
 
 @dataclass
@@ -242,12 +243,18 @@ class PushWorker:
                                     items=len(rows), error=f"{code} is not listed on {self.ch.name} in the mappings")
                 return
             caps = self.ch.caps
-            today = dates.business_date(datetime.now(timezone.utc), pm.timezone)
-            lo = today - timedelta(days=caps.past_days)
-            hi = today + timedelta(days=min(caps.horizon_days, self.s.horizon_days) - 1)
+            now = datetime.now(timezone.utc)
+            today = dates.business_date(now, pm.timezone)
+            # the nights this OTA accepts now (its own calendar, late-night hours included),
+            # within the nights the daemon keeps in step
+            lo, hi = caps.window.bounds(now, pm.timezone)
+            hi = min(hi, today + timedelta(days=self.s.horizon_days - 1))
+            outside_why = (f"outside {self.ch.name}'s window {lo}..{hi} "
+                           f"({caps.window.describe()}); not sent")
             ids = await self._catalog_codes(property_id)
             keyed: dict[tuple, set[int]] = {}
             outside = 0
+            skipped: dict[int, str] = {}
             for r in rows:
                 if r.kind == "full":
                     for key in all_keys(pm, self.ch.name, dates.days(max(lo, today), hi)):
@@ -256,6 +263,7 @@ class PushWorker:
                 if r.night < lo or r.night > hi:
                     outside += 1
                     keyed.setdefault(("skip", r.id), set()).add(r.id)
+                    skipped[r.id] = f"{r.night} is {outside_why}"
                     continue
                 rt = ids["rt"].get(r.room_type_id)
                 rp = ids["rp"].get(r.rate_plan_id) if r.rate_plan_id else None
@@ -265,10 +273,10 @@ class PushWorker:
                 keyed.setdefault((r.kind, rt, rp, r.night), set()).add(r.id)
             if outside:
                 self.synclog.record(channel=self.ch.name, property=code, operation="push_outside_window",
-                                    result="skipped", items=outside,
-                                    error=f"{outside} cell(s) outside {self.ch.name}'s window {lo}..{hi} not sent")
+                                    result="skipped", items=outside, error=f"{outside} cell(s) {outside_why}")
             real_keys = [k for k in keyed if k[0] != "skip"]
-            outcome: dict[int, tuple[str, str | None]] = {r.id: ("done", None) for r in rows}
+            outcome: dict[int, tuple[str, str | None]] = {
+                r.id: ("skipped", skipped[r.id]) if r.id in skipped else ("done", None) for r in rows}
             if real_keys:
                 nights = [k[3] for k in real_keys]
                 snap = await self.ledger.snapshot(code, min(nights), max(nights))
@@ -286,10 +294,9 @@ class PushWorker:
                     linked |= full_rows
                     with_rows.append((c, linked))
                 items = to_items(with_rows, caps)
+                budget = [self.s.split_budget]
                 for batch in batches(items, caps):
-                    results = await self._send(property_id, code, batch, full)
-                    for it in batch:
-                        res = results[it.update.key]
+                    for it, res in await self._deliver(property_id, code, batch, full, budget):
                         for rid in it.rows:
                             outcome[rid] = _worse(outcome[rid], res)
             await self._settle(outcome, {r.id: r for r in rows})
@@ -298,8 +305,47 @@ class PushWorker:
             log.debug("pushed property", channel=self.ch.name, property=code, rows=len(rows),
                       ms=round((time.perf_counter() - started) * 1000, 1))
 
-    async def _send(self, property_id: int, code: str, batch: list[Item], full: bool) -> dict[str, tuple[str, str | None]]:
-        """One message, retried in line; returns per item ('done'|'retry'|'dead', reason)."""
+    async def _deliver(self, property_id: int, code: str, batch: list[Item], full: bool,
+                       budget: list[int]) -> list[tuple[Item, tuple[str, str | None]]]:
+        """Send one batch; what the OTA refuses is split and sent again, so good nights go out.
+
+        A message refused as a whole is sent again as two halves of its items; an item the
+        OTA refuses is cut into two halves of its range, down to single nights; only the
+        nights the OTA itself refuses end dead, each with the OTA's reason. ``budget`` bounds
+        the extra calls of one round (a refusal that has nothing to do with dates, such as an
+        unknown hotel, must not turn into a call per night).
+        """
+        results, whole = await self._send(property_id, code, batch, full)
+        if whole and len(batch) > 1 and budget[0] >= 2:
+            budget[0] -= 2
+            mid = len(batch) // 2
+            return (await self._deliver(property_id, code, batch[:mid], full, budget)
+                    + await self._deliver(property_id, code, batch[mid:], full, budget))
+        out: list[tuple[Item, tuple[str, str | None]]] = []
+        again: list[Item] = []
+        for it in batch:
+            res = results[it.update.key]
+            if res[0] == "dead" and it.nights > 1 and budget[0] >= 1:
+                again.extend(halves(it))
+            else:
+                out.append((it, res))
+        if again:
+            self.synclog.record(channel=self.ch.name, property=code, operation="push_split", result="retry",
+                                items=len(again), error=f"{self.ch.name} refused {len(again) // 2} range(s); "
+                                                        "sending them again in halves")
+            for sub_batch in batches(again, self.ch.caps):
+                if budget[0] < 1:
+                    out.extend((it, ("dead", f"{self.ch.name} refused it and the retry budget of this round is "
+                                             "spent")) for it in sub_batch)
+                    continue
+                budget[0] -= 1
+                out.extend(await self._deliver(property_id, code, sub_batch, full, budget))
+        return out
+
+    async def _send(self, property_id: int, code: str, batch: list[Item],
+                    full: bool) -> tuple[dict[str, tuple[str, str | None]], bool]:
+        """One message, retried in line; returns per item ('done'|'retry'|'dead', reason), and
+        whether the OTA refused the message as a whole."""
         updates = [it.update for it in batch]
         bucket = self.ch.bucket(property_id)
         base_wait = self.s.wait or wait_exponential_jitter(initial=0.2, max=10, jitter=0.5)
@@ -329,19 +375,19 @@ class PushWorker:
                             await self._breaker_changed()
                         raise
         except BreakerOpen:
-            return {u.key: ("retry", f"{self.ch.name} circuit breaker is open") for u in updates}
+            return {u.key: ("retry", f"{self.ch.name} circuit breaker is open") for u in updates}, False
         except RetriableError as e:
             await self._status(error=str(e))
-            return {u.key: ("retry", str(e)) for u in updates}
+            return {u.key: ("retry", str(e)) for u in updates}, False
         except AuthError as e:
             if self.ch.breaker.failure():
                 await self._breaker_changed()
             await self._status(error=str(e))
             await self._raise_auth(code, e)
-            return {u.key: ("retry", str(e)) for u in updates}
+            return {u.key: ("retry", str(e)) for u in updates}, False
         except FatalError as e:
             await self._status(error=str(e))
-            return {u.key: ("dead", f"{self.ch.name} refused the message: {e}") for u in updates}
+            return {u.key: ("dead", f"{self.ch.name} refused the message: {e}") for u in updates}, True
         finally:
             current_attempt.set(1)
         self.pushed_calls += 1
@@ -362,13 +408,14 @@ class PushWorker:
                 out[u.key] = ("retry", f"{r.code}: {r.text}")
             else:
                 out[u.key] = ("dead", f"{self.ch.name} rejected it: {r.code}: {r.text}")
-        return out
+        return out, False
 
     # ---- settling -------------------------------------------------------------------
     async def _settle(self, outcome: dict[int, tuple[str, str | None]], rows: dict[int, Any] | None = None) -> None:
         now = datetime.now(timezone.utc)
         o = m.outbox
         done = [i for i, (s, _) in outcome.items() if s == "done"]
+        skipped = [(i, why) for i, (s, why) in outcome.items() if s == "skipped"]
         retry = [(i, why) for i, (s, why) in outcome.items() if s == "retry"]
         dead = [(i, why) for i, (s, why) in outcome.items() if s == "dead"]
 
@@ -376,6 +423,9 @@ class PushWorker:
             if done:
                 await conn.execute(update(o).where(o.c.id.in_(done)).values(
                     status="done", claimed_by=None, lease_until=None, last_error=None))
+            for rid, why in skipped:  # never sent: outside the OTA's window
+                await conn.execute(update(o).where(o.c.id == rid).values(
+                    status="skipped", claimed_by=None, lease_until=None, last_error=(why or "")[:2000]))
             for rid, why in retry:
                 row = rows.get(rid) if rows else None
                 attempts = (row.attempts if row else 0) + 1
@@ -450,7 +500,7 @@ class PushWorker:
         await self.db.write(tx)
 
 
-_RANK = {"done": 0, "retry": 1, "dead": 2}
+_RANK = {"skipped": 0, "done": 0, "retry": 1, "dead": 2}
 
 
 def _worse(a: tuple[str, str | None], b: tuple[str, str | None]) -> tuple[str, str | None]:

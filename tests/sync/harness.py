@@ -39,8 +39,8 @@ def make_config(tmp: Path, db_url: str | None = None, **sync: Any) -> Config:
     })
 
 
-def fast_push_settings() -> PushSettings:
-    return PushSettings(flush_interval=0.5, backoff_base=0.05, backoff_max=0.5, max_attempts=50,
+def fast_push_settings(horizon_days: int = 365) -> PushSettings:
+    return PushSettings(flush_interval=0.5, backoff_base=0.05, backoff_max=0.5, max_attempts=50, horizon_days=horizon_days,
                         wait=wait_exponential_jitter(initial=0.01, max=0.1, jitter=0.02), lease_seconds=30)
 
 
@@ -142,6 +142,6 @@ class Running:
 
 
 async def start(tmp: Path, db_url: str | None = None, **sync: Any) -> Running:
-    d = Daemon(make_config(tmp, db_url, **sync), push_settings=fast_push_settings())
+    d = Daemon(make_config(tmp, db_url, **sync), push_settings=fast_push_settings(sync.get("horizon_days", 365)))
     await d.start()
     return Running(d)

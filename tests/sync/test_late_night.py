@@ -1,0 +1,148 @@
+"""Right at every hour: the daemon at chosen instants, and refused ranges that still deliver.
+
+Before 06:00 in Shanghai the hotel's business date is yesterday (invariant 5), so the
+daemon keeps "tonight" on sale under yesterday's date. Each OTA accepts its own window; the
+engine clips every range to it. When an OTA refuses part of a range anyway, the engine
+splits the range and sends the good nights again: only the nights the OTA refuses end as
+dead letters, each with the OTA's own reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from sqlalchemy import func, select
+
+from channelmgr import dates
+from channelmgr.ledger import models as m
+from channelmgr.ledger.types import AriChange
+from tests.sync.harness import CHANNELS, start
+
+pytestmark = pytest.mark.slow
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+HORIZON = 30
+
+
+async def _dead(r, channel: str | None = None) -> list:
+    async def q(conn):
+        stmt = select(m.outbox.c.channel, m.outbox.c.night, m.outbox.c.last_error).where(m.outbox.c.status == "dead")
+        if channel:
+            stmt = stmt.where(m.outbox.c.channel == channel)
+        return (await conn.execute(stmt)).all()
+
+    return await r.ledger.db.read(q)
+
+
+async def _settled(r, channel: str, timeout: float = 40.0) -> None:
+    async def waiting(conn):
+        return (await conn.execute(select(func.count()).select_from(m.outbox).where(
+            m.outbox.c.channel == channel, m.outbox.c.status.in_(("pending", "claimed"))))).scalar()
+
+    deadline = time.monotonic() + timeout
+    while await r.ledger.db.read(waiting):
+        assert time.monotonic() < deadline, f"{channel}: pushes still waiting after {timeout}s"
+        r.d.wake_all()
+        await asyncio.sleep(0.2)
+
+
+LATE = [
+    ("shanghai-02:30", datetime(2026, 12, 3, 2, 30, tzinfo=SHANGHAI)),
+    ("new-year-00:30", datetime(2027, 1, 1, 0, 30, tzinfo=SHANGHAI)),
+]
+
+
+@pytest.mark.parametrize("label,instant", LATE, ids=[x[0] for x in LATE])
+async def test_started_late_at_night_no_dead_letter_and_every_ota_holds_its_window(tmp_path, db_url, label, instant):
+    with time_machine.travel(instant.astimezone(timezone.utc), tick=True):
+        r = await start(tmp_path, db_url, horizon_days=HORIZON)
+        try:
+            today = r.today()
+            assert today == instant.date() - timedelta(days=1)  # the business date is yesterday
+            await r.ledger.set_ari(AriChange("SHA-BUND", "DK", today, today + timedelta(days=HORIZON - 1),
+                                             rate_plan="BAR-DK", rooms=6, price_minor=91800, stop_sell=False),
+                                   actor="test")
+            r.d.wake_all()
+            # every night of the horizon, tonight (yesterday's date) included, on all four
+            await r.converge([today + timedelta(days=i) for i in range(HORIZON)], timeout=90)
+            for ch in CHANNELS:
+                await _settled(r, ch)
+            assert await _dead(r) == []
+            # tonight is on sale at Meituan under yesterday's date
+            assert await r.rooms("meituan", "DK", today) is not None
+        finally:
+            await r.close()
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+async def test_a_range_the_ota_refuses_in_part_still_delivers_its_other_nights(tmp_path, channel):
+    r = await start(tmp_path)
+    try:
+        chrt = r.d.channels[channel]
+        caps = chrt.adapter.capabilities
+        real = caps.window
+        # the engine believes the OTA takes three more days in the past than it does, so it
+        # sends ranges that the sandbox (enforcing the real window) refuses in part
+        chrt.adapter.capabilities = dataclasses.replace(
+            caps, window=dataclasses.replace(real, past_days=real.past_days + 3, late_night_until=None))
+        now = datetime.now(timezone.utc)
+        real_lo, _ = real.bounds(now, "Asia/Shanghai")
+        wide_lo, _ = chrt.adapter.capabilities.window.bounds(now, "Asia/Shanghai")
+        today = r.today()
+        first, last = min(wide_lo, today), today + timedelta(days=12)
+        await _settled(r, channel, timeout=90)  # the first full sync
+        await r.ledger.set_ari(AriChange("SHA-BUND", "DK", first, last, rate_plan="BAR-DK", rooms=4,
+                                         price_minor=77700, stop_sell=False), actor="test")
+        r.d.wake_all()
+        await _settled(r, channel)
+        good = [d for d in dates.days(max(real_lo, today), last)]
+        assert not await r.mismatches(channel, good), await r.mismatches(channel, good)
+        dead = await _dead(r, channel)
+        refused = {d for d in dates.days(first, last) if d < real_lo}
+        assert {row.night for row in dead} <= refused, "a good night was dead-lettered"
+        if channel != "fliggy":  # Fliggy's adapter clips to its window itself (nothing refused)
+            assert {row.night for row in dead} == {d for d in refused if d >= wide_lo}
+            code = {"booking": "NOT_A_VALID_DATE", "ctrip": "outside the sale horizon", "meituan": "2004"}[channel]
+            assert all(code in (row.last_error or "") for row in dead), dead
+    finally:
+        await r.close()
+
+
+async def test_a_night_outside_the_window_is_skipped_with_the_reason_and_never_sent(tmp_path):
+    r = await start(tmp_path)
+    try:
+        await _settled(r, "meituan", timeout=90)
+        today = r.today()
+        far = today + timedelta(days=200)  # Meituan takes 180 days ahead
+        calls_before = r.d.workers["meituan"].pushed_items
+        await r.ledger.set_ari(AriChange("SHA-BUND", "DK", far, far, rate_plan="BAR-DK", rooms=2,
+                                         price_minor=50000), actor="test")
+        r.d.wake_all()
+        await _settled(r, "meituan")
+
+        async def rows(conn):
+            return (await conn.execute(select(m.outbox.c.status, m.outbox.c.last_error).where(
+                m.outbox.c.channel == "meituan", m.outbox.c.night == far))).all()
+
+        got = await r.ledger.db.read(rows)
+        assert got and all(s == "skipped" and "outside meituan's window" in e for s, e in got), got
+        assert r.d.workers["meituan"].pushed_items == calls_before
+        assert await _dead(r, "meituan") == []
+        # Booking.com takes two years: the same night went out there
+        assert await r.rooms("booking", "DK", far) == 2 or await _wait_rooms(r, "booking", far, 2)
+    finally:
+        await r.close()
+
+
+async def _wait_rooms(r, channel: str, night: date, want: int) -> bool:
+    await r.wait_for(lambda: _is(r, channel, night, want), timeout=20, what=f"{channel} {night} = {want}")
+    return True
+
+
+async def _is(r, channel, night, want):
+    return await r.rooms(channel, "DK", night) == want
