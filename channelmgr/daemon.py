@@ -48,6 +48,10 @@ log = structlog.get_logger("channelmgr.daemon")
 SECRET_FIELDS = ("username", "password", "token", "key", "secret", "session")
 
 
+class StartupError(RuntimeError):
+    """The daemon cannot start for a reason the operator fixes; the CLI prints it as a sentence."""
+
+
 def sandbox_catalog(ms: MappingSet | None, channel: str) -> SandboxCatalog:
     """The hotels, rooms and rates a sandbox of ``channel`` knows: the mapped OTA codes."""
     hotels: dict[str, SandboxHotel] = {}
@@ -125,7 +129,8 @@ class Daemon:
             for line in self.rt.mapping_errors:
                 log.error("mapping refused; the last good version stays in force", problem=line)
         if self.mappings is None:
-            raise RuntimeError("no valid mappings: fix mappings/ (see `channelmgr mappings check`)")
+            raise StartupError(f"no valid mappings in {cfg.resolve(cfg.mappings_dir)} and none in force from an "
+                               "earlier run: fix the problems above (`channelmgr mappings check` lists them)")
         self.synclog = SyncLog(self.rt.db, self.run_id, self._hotel_to_property)
         self.synclog.start()
         self.receiver = Receiver(self.rt.ledger, lambda: self.mappings, on_committed=self.wake_all)

@@ -7,7 +7,7 @@ import asyncio
 import json
 import signal
 
-from channelmgr.cli import CliError
+from channelmgr.cli import CliError, UsageError
 
 
 def register(sub, common) -> None:
@@ -15,7 +15,13 @@ def register(sub, common) -> None:
                        description="Run the channel manager: push every change of rooms, prices and "
                                    "restrictions to every OTA, and bring every booking in, until stopped "
                                    "(Ctrl-C or SIGTERM). With the default config.yaml it starts loopback "
-                                   "sandboxes of the four OTAs with synthetic guests, so you see the loop work.")
+                                   "sandboxes of the four OTAs with synthetic guests, so you see the loop work. "
+                                   "On a terminal it shows a start-up summary, then one line per OTA every few "
+                                   "seconds, and warnings in full; as a service (output not a terminal) it "
+                                   "writes JSON lines. Every call to an OTA is in `channelmgr logs`, and on "
+                                   "the terminal too with --log-level debug.")
+    r.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                   help="how much to show (default: log.level in config.yaml, info)")
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("sandbox", parents=[common], help="run a fake OTA on this machine for tests and demos",
@@ -33,7 +39,8 @@ def register(sub, common) -> None:
                         description="The sync log: every call to or from an OTA, with its result, how long it "
                                     "took and the OTA's request id (support asks for it). Answers questions "
                                     "like 'did Ctrip get yesterday's stop-sell?'.")
-    lg.add_argument("--channel", help="only this OTA (booking, ctrip, fliggy, meituan)")
+    lg.add_argument("--channel", help="only this OTA (booking, ctrip, fliggy, meituan); "
+                                      "another name is an error")
     lg.add_argument("--property", help="only this hotel")
     lg.add_argument("--since", default="1h", help="how far back: 10m, 2h, 1d or a time (default 1h)")
     lg.add_argument("--failed", action="store_true", help="only calls that did not succeed")
@@ -59,9 +66,34 @@ def register(sub, common) -> None:
     cf.set_defaults(func=cmd_conflicts)
 
 
-async def cmd_run(args: argparse.Namespace) -> int:
-    from channelmgr.daemon import run
+def startup_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions the daemon raises when it cannot start for a reason the operator fixes."""
+    import sys
 
+    daemon = sys.modules.get("channelmgr.daemon")  # only `run` can have raised one
+    err = getattr(daemon, "StartupError", None)
+    return (err,) if err else ()
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    import os
+
+    from channelmgr.config import load_config
+    from channelmgr.daemon import run
+    from channelmgr.mapping.loader import mapping_files
+
+    if args.log_level:  # the documented override of log.level, read by the daemon's config
+        os.environ["CHANNELMGR__LOG__LEVEL"] = args.log_level
+    cfg = load_config(args.config)
+    folder = cfg.resolve(cfg.mappings_dir)
+    where = f"set mappings_dir in {args.config or 'config.yaml'}"
+    if not folder.is_dir():
+        raise CliError(f"the mappings folder {folder} does not exist: create it with one YAML file per hotel "
+                       f"(mappings/sha-bund.yaml in the source is an example; docs/mappings.md explains them), "
+                       f"or {where} to where yours are")
+    if not mapping_files([folder]):
+        raise CliError(f"the mappings folder {folder} has no mapping files (*.yaml): add one per hotel "
+                       f"(mappings/sha-bund.yaml in the source is an example), or {where} to where yours are")
     return await run(args.config)
 
 
@@ -100,11 +132,34 @@ async def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 async def _db(args):
+    """The ledger's database for a command that only reads it; its tables must be there."""
     from channelmgr.config import load_config
-    from channelmgr.ledger.db import Database
+    from channelmgr.ledger import migrate
+    from channelmgr.ledger.db import Database, redact_url
 
     cfg = load_config(args.config)
-    return cfg, Database(cfg.database_url(), busy_timeout_ms=cfg.database.busy_timeout_ms)
+    db = Database(cfg.database_url(), busy_timeout_ms=cfg.database.busy_timeout_ms)
+    try:
+        current, head = await migrate.current_revision(db), migrate.head_revision()
+    except BaseException:
+        await db.dispose()
+        raise
+    if current != head:
+        await db.dispose()
+        where = redact_url(cfg.database_url())
+        if current is None:
+            raise CliError(f"the database at {where} has no ledger tables yet: run `channelmgr db upgrade` "
+                           "(or start `channelmgr run`, which creates them on SQLite)")
+        raise CliError(f"the database at {where} is at schema {current}, this version reads {head}: "
+                       "run `channelmgr db upgrade`")
+    return cfg, db
+
+
+def _known_channels(cfg) -> list[str]:
+    from adapters.base.registry import available
+    from channelmgr.config import CHANNEL_NAMES
+
+    return sorted(set(CHANNEL_NAMES) | set(available()) | set(cfg.channels))
 
 
 async def cmd_logs(args: argparse.Namespace) -> int:
@@ -114,7 +169,11 @@ async def cmd_logs(args: argparse.Namespace) -> int:
         since = parse_since(args.since)
     except ValueError as e:
         raise CliError(str(e)) from None
-    _, db = await _db(args)
+    cfg, db = await _db(args)
+    known = _known_channels(cfg)
+    if args.channel is not None and args.channel not in known:
+        await db.dispose()
+        raise UsageError(f"there is no channel {args.channel!r}; the channels are {', '.join(known)}")
     try:
         rows = await logs(db, channel=args.channel, property=args.property, since=since, failed=args.failed,
                           limit=args.limit)

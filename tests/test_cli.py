@@ -45,7 +45,7 @@ def test_ari_set_then_show_json_round_trips_and_is_journaled(workdir):
                   for d in ("2027-02-28", "2027-03-01")]
     bar = [x for x in data["rates"] if x["rate_plan"] == "BAR-DK"]
     assert bar == [{"rate_plan": "BAR-DK", "date": d, "occupancy": 2, "price_minor": 128800, "currency": "CNY",
-                    "min_los": 2, "max_los": None, "cta": False, "ctd": True, "stop_sell": True}
+                    "min_los": 2, "max_los": None, "cta": False, "ctd": True, "stop_sell": True, "derived": False}
                    for d in ("2027-02-28", "2027-03-01")]
     j = run("journal", "--property", "SHA-BUND", "--limit", "6", "--json", cwd=workdir)
     rows = json.loads(j.stdout)
