@@ -146,3 +146,70 @@ async def _wait_rooms(r, channel: str, night: date, want: int) -> bool:
 
 async def _is(r, channel, night, want):
     return await r.rooms(channel, "DK", night) == want
+
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+AMS_MAPPING = """\
+property:
+  code: AMS-CANAL
+  name: Canal House Amsterdam
+  timezone: Europe/Amsterdam
+  currency: EUR
+room_types:
+  - code: DBL
+    name: Double room
+    physical_rooms: 12
+rate_plans:
+  - code: BAR
+    name: Best available rate
+    room_type: DBL
+    occupancy: 2
+channels:
+  booking:
+    hotel_id: "7730001"
+    rooms:
+      DBL: "773000101"
+    rates:
+      BAR: "77300011"
+    occupancies: [2]
+"""
+
+DST = [
+    ("to-summer-01:30-CET", datetime(2027, 3, 28, 1, 30, tzinfo=AMSTERDAM)),
+    ("to-summer-03:30-CEST", datetime(2027, 3, 28, 3, 30, tzinfo=AMSTERDAM)),
+    ("from-summer-02:30-CEST", datetime(2026, 10, 25, 2, 30, tzinfo=AMSTERDAM, fold=0)),
+    ("from-summer-02:30-CET", datetime(2026, 10, 25, 2, 30, tzinfo=AMSTERDAM, fold=1)),
+]
+
+
+@pytest.mark.parametrize("label,instant", DST, ids=[x[0] for x in DST])
+async def test_a_booking_com_property_in_amsterdam_on_the_nights_summer_time_changes(tmp_path, label, instant):
+    (tmp_path / "mappings").mkdir(exist_ok=True)
+    (tmp_path / "mappings" / "ams-canal.yaml").write_text(AMS_MAPPING, encoding="utf-8")
+    with time_machine.travel(instant.astimezone(timezone.utc), tick=True):
+        r = await start(tmp_path, horizon_days=HORIZON)
+        try:
+            today = dates.business_date(datetime.now(timezone.utc), "Europe/Amsterdam")
+            assert today == instant.date() - timedelta(days=1)  # before 06:00: still the previous night
+            lo, hi = r.d.channels["booking"].adapter.capabilities.window.bounds(datetime.now(timezone.utc),
+                                                                               "Europe/Amsterdam")
+            assert lo <= today <= hi
+            nights = [today + timedelta(days=i) for i in range(14)]
+            await r.ledger.set_ari(AriChange("AMS-CANAL", "DBL", nights[0], nights[-1], rate_plan="BAR", rooms=7,
+                                             price_minor=18900, stop_sell=False), actor="test")
+            r.d.wake_all()
+            await _settled(r, "booking", timeout=90)
+
+            async def held():
+                st = await r.state("booking")
+                return all(st.get(("7730001", "773000101", None, n.isoformat()), {}).get("rooms_to_sell") == 7
+                           and st.get(("7730001", "773000101", "77300011", n.isoformat()), {}).get("price_minor")
+                           for n in nights)
+
+            await r.wait_for(held, timeout=30, what="every night at Booking.com")
+            assert await _dead(r, "booking") == []
+            # the DST night itself is one night, sold once, like any other
+            shown = (await r.ledger.show("AMS-CANAL", nights[0], nights[-1]))["rooms"]
+            assert sorted({x["date"] for x in shown}) == [n.isoformat() for n in nights]
+        finally:
+            await r.close()
