@@ -105,6 +105,8 @@ class ChannelConfig(_Strict):
     credentials: Credentials = Credentials()
     pull_interval_seconds: float = Field(20, gt=0)
     timeout_seconds: float = Field(15, gt=0)
+    # the longest stay this OTA sells; a booking over it is kept for a person, not applied
+    max_stay_nights: int = Field(90, ge=1, le=3000)
     options: dict[str, Any] = Field(default_factory=dict)
 
 

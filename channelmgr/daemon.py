@@ -133,7 +133,8 @@ class Daemon:
                                "earlier run: fix the problems above (`channelmgr mappings check` lists them)")
         self.synclog = SyncLog(self.rt.db, self.run_id, self._hotel_to_property)
         self.synclog.start()
-        self.receiver = Receiver(self.rt.ledger, lambda: self.mappings, on_committed=self.wake_all)
+        self.receiver = Receiver(self.rt.ledger, lambda: self.mappings, on_committed=self.wake_all,
+                                 max_stay_nights={n: c.max_stay_nights for n, c in cfg.channels.items()})
         await self._start_http()
         await self._start_channels()
         await self._release_previous_claims()

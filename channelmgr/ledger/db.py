@@ -5,12 +5,18 @@ with ``BEGIN IMMEDIATE`` (the write lock is taken at once, so two writers never 
 a stale count and then both sell the last room) and on PostgreSQL retries the whole
 transaction function on serialization failure or deadlock. A transaction function may run
 more than once, so it must only touch the database.
+
+No write transaction may hold the lock for long (on SQLite every other writer, the sync log
+and every booking wait behind it): each is measured, and one over ``write_bound_seconds``
+(1 s) is logged as a warning with its name. Work whose size comes from outside (a stay's
+nights, a range of dates) is bounded before it reaches a transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, TypeVar
 
@@ -57,16 +63,47 @@ def _retriable(exc: BaseException) -> bool:
     return "database is locked" in text or "deadlock detected" in text or "could not serialize" in text
 
 
+def private_sqlite_file(path: Path, *, create: bool = True) -> None:
+    """The ledger holds guest data: its directory is created 0700 and the database file
+    (with its -wal and -shm files) is 0600, whatever the umask. An existing directory is
+    left as it is (it may be shared, /tmp say); the files are tightened."""
+    import os
+
+    if create:
+        if not path.parent.exists():
+            path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+            os.chmod(path.parent, 0o700)  # mkdir's mode is filtered by the umask
+        if not path.exists():
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                pass
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"),
+              path.with_name(path.name + "-journal")):
+        try:
+            if p.exists() and p.stat().st_mode & 0o077:
+                os.chmod(p, 0o600)
+        except OSError:
+            pass
+
+
 class Database:
-    def __init__(self, url: str, *, busy_timeout_ms: int = 10_000, pool_size: int = 10, echo: bool = False):
+    def __init__(self, url: str, *, busy_timeout_ms: int = 10_000, pool_size: int = 10, echo: bool = False,
+                 write_bound_seconds: float = 1.0):
         self.url = url
         self.sa_url = async_url(url)
         self.dialect = "sqlite" if self.sa_url.startswith("sqlite") else "postgresql"
+        # the write-transaction guard (see _held): no transaction should hold the lock longer
+        self.write_bound_seconds = write_bound_seconds
+        self.writes = 0
+        self.slow_writes = 0
+        self.slowest_write: tuple[float, str] = (0.0, "")
         kwargs: dict[str, Any] = {"echo": echo}
         if self.dialect == "sqlite":
             path = self.sa_url.split(":///", 1)[1] if ":///" in self.sa_url else ""
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.sqlite_path = Path(path.split("?", 1)[0]) if path and path != ":memory:" else None
+            if self.sqlite_path is not None:
+                private_sqlite_file(self.sqlite_path)
             kwargs["connect_args"] = {"timeout": busy_timeout_ms / 1000}
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
@@ -88,6 +125,8 @@ class Database:
             # FULL: a committed booking survives a power cut, not only a crash
             cur.execute("PRAGMA synchronous=FULL")
             cur.close()
+            if self.sqlite_path is not None:  # -wal and -shm exist now: guest data, owner only
+                private_sqlite_file(self.sqlite_path, create=False)
 
         @event.listens_for(sync_engine, "begin")
         def _on_begin(conn):  # pragma: no cover
@@ -102,7 +141,14 @@ class Database:
         for attempt in range(1, attempts + 1):
             try:
                 async with self.engine.begin() as conn:
-                    return await fn(conn)
+                    held_from = time.monotonic()  # BEGIN (IMMEDIATE) done: the write lock is ours
+                    try:
+                        result = await fn(conn)
+                    except BaseException:
+                        self._held(held_from, fn, failed=True)
+                        raise
+                self._held(held_from, fn)  # body and COMMIT
+                return result
             except (OperationalError, DBAPIError) as e:
                 if attempt == attempts or not _retriable(e):
                     raise
@@ -110,6 +156,20 @@ class Database:
                 await asyncio.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 1.0)
         raise AssertionError("unreachable")
+
+    def _held(self, started: float, fn: Callable[..., Any], failed: bool = False) -> None:
+        """The write-transaction guard: how long one transaction held the write lock (on
+        SQLite every other writer waits that long). Over ``write_bound_seconds`` it is a
+        warning naming the transaction; the slowest is kept for tests and status."""
+        held = time.monotonic() - started
+        self.writes += 1
+        if held > self.slowest_write[0]:
+            self.slowest_write = (held, getattr(fn, "__qualname__", repr(fn)))
+        if held > self.write_bound_seconds:
+            self.slow_writes += 1
+            log.warning("write transaction held the lock longer than the bound", seconds=round(held, 3),
+                        bound_seconds=self.write_bound_seconds, transaction=getattr(fn, "__qualname__", repr(fn)),
+                        rolled_back=failed)
 
     async def read(self, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run ``fn`` in a read-only transaction (a consistent snapshot, no write lock)."""

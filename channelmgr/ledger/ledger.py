@@ -710,8 +710,12 @@ class Ledger:
 
         return await self.db.write(tx)
 
-    async def reject_inbox(self, inbox_id: int, reason: str) -> bool:
-        """A message that cannot be read: kept with the reason, raised once to operators."""
+    async def reject_inbox(self, inbox_id: int, reason: str, *, kind: str = "malformed_message",
+                           ota_booking_id: str | None = None, summary: str | None = None) -> bool:
+        """A message that cannot be read (or, ``kind="impossible_stay"``, cannot be applied):
+        kept with the reason, raised once to operators. ``ota_booking_id``, when it could be
+        read, is kept on the inbox row: the same booking arriving intact later closes the
+        conflict by itself (see :meth:`_close_superseded_failures`)."""
 
         async def tx(conn: AsyncConnection) -> bool:
             row = (await conn.execute(select(m.inbox.c.status, m.inbox.c.channel)
@@ -720,12 +724,19 @@ class Ledger:
                 return False
             channel = row.channel
             first_time = row.status != "failed"
-            await conn.execute(update(m.inbox).where(m.inbox.c.id == inbox_id).values(
-                status="failed", error=reason[:2000], processed_at=utcnow()))
+            values: dict[str, Any] = {"status": "failed", "error": reason[:2000], "processed_at": utcnow()}
+            if ota_booking_id:
+                values["ota_booking_id"] = ota_booking_id[:128]
+            await conn.execute(update(m.inbox).where(m.inbox.c.id == inbox_id).values(**values))
             if first_time:
-                await self.raise_conflict(conn, kind="malformed_message", channel=channel, inbox_id=inbox_id,
-                                          summary=f"a message from {channel} could not be read and is kept in "
-                                                  f"the inbox (#{inbox_id}): {reason[:300]}")
+                detail = {"ota_booking_id": ota_booking_id} if ota_booking_id else {
+                    "ota_booking_id": None,
+                    "note": "no booking id could be read from the message: this conflict stays open until a "
+                            "person closes it"}
+                await self.raise_conflict(conn, kind=kind, channel=channel, inbox_id=inbox_id,
+                                          summary=summary or f"a message from {channel} could not be read and is "
+                                                             f"kept in the inbox (#{inbox_id}): {reason[:300]}",
+                                          detail=detail)
             return first_time
 
         return await self.db.write(tx)

@@ -9,8 +9,8 @@ read stays in the inbox with its reason and is raised to operators; the OTA hear
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-from typing import Callable, Sequence
+from datetime import date, datetime, timedelta, timezone
+from typing import Callable, Mapping, Sequence
 
 import structlog
 
@@ -22,15 +22,33 @@ from channelmgr.mapping import MappingSet
 
 log = structlog.get_logger("channelmgr.inbound")
 
+# Stays an OTA cannot have sold (a mutated or corrupt date): kept for a person, never applied
+# night by night (a 1,000-year stay would hold the write lock for many minutes).
+DEFAULT_MAX_STAY_NIGHTS = 90  # per channel: channels.<ota>.max_stay_nights
+PAST_DAYS_NEW = 3  # a new booking's check-in may be this many days before the hotel's date
+PAST_DAYS_CHANGE = 400  # a modification of a stay in progress (or long over) may lie further back
+MAX_AHEAD_DAYS = 2 * 366  # no OTA sells further ahead than this
+MAX_BOOKING_NIGHTS = 3_000  # room stays x nights in one message
+MAX_ROOMS_PER_STAY = 500
+
+
+class ImpossibleStay(Exception):
+    """A booking whose dates the OTA cannot have sold: it is kept in the inbox (failed, with
+    the reason) and raised as a conflict for a person; nothing is applied. The inbound
+    handler answers the OTA per its protocol (an error, so the OTA keeps it and a person
+    on its side sees it too); a pulled one is not acknowledged."""
+
 
 class Receiver:
     def __init__(self, ledger: Ledger, mappings: Callable[[], MappingSet | None],
                  on_committed: Callable[[str], None] | None = None,
-                 capabilities: Callable[[str], object] | None = None):
+                 capabilities: Callable[[str], object] | None = None,
+                 max_stay_nights: Mapping[str, int] | None = None):
         self.ledger = ledger
         self.mappings = mappings
         self.on_committed = on_committed or (lambda channel: None)
         self.capabilities = capabilities
+        self.max_stay_nights = dict(max_stay_nights or {})
 
     # ---- BookingReceiver ------------------------------------------------------------
     async def store(self, channel: str, raw: bytes, kind: str) -> int:
@@ -43,6 +61,10 @@ class Receiver:
             log.error("unreadable OTA message kept in the inbox", inbox_id=inbox_id, reason=reason[:300])
 
     async def apply(self, inbox_id: int, revision: BookingRevision) -> Confirmation:
+        problem = self.stay_problem(revision)
+        if problem is not None:
+            await self.hold_impossible(inbox_id, revision, problem)
+            raise ImpossibleStay(problem)
         incoming = self.translate(revision, inbox_id)
         result = await self.ledger.apply_booking(incoming)
         log.info("booking applied", channel=revision.channel, ota_booking_id=revision.ota_booking_id,
@@ -53,6 +75,52 @@ class Receiver:
             self.on_committed(revision.channel)
         return Confirmation(result.confirmation, result.status, duplicate=result.duplicate,
                             overbooked=result.overbooked)
+
+    # ---- bookings an OTA cannot have sold ---------------------------------------------
+    def stay_problem(self, rev: BookingRevision, now: datetime | None = None) -> str | None:
+        """Why this revision's dates are impossible for its OTA, or None when they are fine.
+
+        Cheap and bounded (nothing is expanded night by night): check-out not after
+        check-in, a stay longer than the channel allows, a new booking arriving days after
+        its check-in (years, for a corrupt date), a check-in beyond any OTA's horizon, more
+        nights or rooms in one message than a booking can hold."""
+        if rev.action == "cancel":
+            return None
+        ms = self.mappings()
+        pm = ms.by_hotel(rev.channel, rev.hotel) if ms else None
+        today = dates.business_date(now or datetime.now(timezone.utc), pm.timezone if pm else "UTC")
+        limit = self.max_stay_nights.get(rev.channel, DEFAULT_MAX_STAY_NIGHTS)
+        past = PAST_DAYS_NEW if rev.action == "new" else PAST_DAYS_CHANGE
+        total = 0
+        for s in rev.stays:
+            where = f"{s.room} {s.checkin}..{s.checkout}"
+            nights = (s.checkout - s.checkin).days
+            if nights <= 0:
+                return f"{where}: check-out is not after check-in"
+            if nights > limit:
+                return f"{where}: a stay of {nights} nights is longer than {rev.channel} allows ({limit})"
+            if s.checkin < today - timedelta(days=past):
+                return (f"{where}: check-in is {(today - s.checkin).days} days before the hotel's date {today} "
+                        f"(a {rev.action} booking may be at most {past} days late)")
+            if s.checkin > today + timedelta(days=MAX_AHEAD_DAYS):
+                return f"{where}: check-in is more than {MAX_AHEAD_DAYS} days after the hotel's date {today}"
+            if not 1 <= s.rooms <= MAX_ROOMS_PER_STAY:
+                return f"{where}: {s.rooms} rooms (a stay holds 1..{MAX_ROOMS_PER_STAY})"
+            total += nights
+        if total > MAX_BOOKING_NIGHTS:
+            return f"{len(rev.stays)} room stays of {total} nights in all (at most {MAX_BOOKING_NIGHTS})"
+        return None
+
+    async def hold_impossible(self, inbox_id: int, rev: BookingRevision, problem: str) -> None:
+        first = await self.ledger.reject_inbox(
+            inbox_id, f"impossible stay, not applied: {problem}", kind="impossible_stay",
+            ota_booking_id=rev.ota_booking_id,
+            summary=f"{rev.channel} booking {rev.ota_booking_id} ({rev.action}, hotel {rev.hotel}) has dates "
+                    f"the OTA cannot have sold and is kept in the inbox (#{inbox_id}) for a person, not "
+                    f"applied: {problem}")
+        if first:
+            log.error("booking with impossible dates kept in the inbox, not applied", inbox_id=inbox_id,
+                      channel=rev.channel, ota_booking_id=rev.ota_booking_id, problem=problem)
 
     async def lookup(self, channel: str, ota_booking_id: str) -> Confirmation | None:
         b = await self.ledger.booking(channel, ota_booking_id)
@@ -71,6 +139,8 @@ class Receiver:
         local = pm.local_room(channel, room) if pm else None
         if ch is None or local is None or checkout <= checkin:
             return None
+        if (checkout - checkin).days > self.max_stay_nights.get(channel, DEFAULT_MAX_STAY_NIGHTS):
+            return 0  # a stay no channel sells: nothing to offer (and no unbounded read)
         snap = await self.ledger.snapshot(pm.code, checkin, checkout - timedelta(days=1))
         return min(rooms_to_sell(snap.free[(local, n)], ch) for n in dates.nights(checkin, checkout))
 
@@ -85,6 +155,8 @@ class Receiver:
                 continue
             try:
                 conf = await self.apply(inbox_id, d.revision)
+            except ImpossibleStay:
+                continue  # kept for a person; not acknowledged, so the OTA keeps it on its side too
             except Exception as e:  # a bug or a database outage: not acknowledged, pulled again
                 log.error("booking could not be applied; it will be pulled again", channel=channel,
                           ota_booking_id=d.revision.ota_booking_id, error=f"{e.__class__.__name__}: {e}")
