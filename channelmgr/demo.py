@@ -28,6 +28,9 @@ REQUESTS = [None, None, "高楼层，无烟房", "需要婴儿床", "晚到，�
             "安静房间，远离电梯", "Twin beds please", "纪念日，如有可能请升级"]
 
 
+LATE_NIGHT_FLAG = {"meituan", "fliggy"}  # OTAs whose orders mark a late-night booking for "tonight"
+
+
 class SyntheticGuests:
     def __init__(self, daemon: "Daemon", seed: int | None = None):
         self.d = daemon
@@ -92,6 +95,14 @@ class SyntheticGuests:
         rate = self.rng.choice(h.rooms[room]) if h.rooms[room] else None
         checkin = sb.today(hotel) + timedelta(days=self.rng.choice([0, 1, 2, 3, 7, 14, 21, 30, 45]))
         nights = self.rng.choice([1, 1, 2, 2, 3, 4, 7])
+        tonight = False
+        if sb.late_night(hotel) and self.rng.random() < 0.4:
+            # a late-night guest (凌晨房) books "tonight" at 02:30: the night that began yesterday
+            # evening. Meituan and Fliggy mark it and give today's calendar date; the others give
+            # yesterday's date as check-in. Either way it lands on yesterday's night.
+            nights = 1
+            tonight = channel in LATE_NIGHT_FLAG
+            checkin = sb.local_now(hotel).date() - (timedelta(days=0) if tonight else timedelta(days=1))
         guest = self.rng.choice(NAMES)
         payload = {"hotel": hotel, "room": room, "rate": rate, "checkin": checkin.isoformat(),
                    "checkout": (checkin + timedelta(days=nights)).isoformat(), "rooms": 1,
@@ -99,7 +110,7 @@ class SyntheticGuests:
                                                      f"{self.rng.randrange(1000, 9999)} {self.rng.randrange(1000, 9999)}",
                              "email": f"guest{self.rng.randrange(10000)}@example.cn"},
                    "amount_minor": nights * self.rng.randrange(400, 1500) * 100, "currency": h.currency,
-                   "special_requests": self.rng.choice(REQUESTS)}
+                   "special_requests": self.rng.choice(REQUESTS), "tonight": tonight}
         res = await self._post(channel, payload)
         if res:
             self.made.append((channel, res["ota_booking_id"]))

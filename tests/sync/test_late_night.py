@@ -213,3 +213,36 @@ async def test_a_booking_com_property_in_amsterdam_on_the_nights_summer_time_cha
             assert sorted({x["date"] for x in shown}) == [n.isoformat() for n in nights]
         finally:
             await r.close()
+
+
+async def test_demo_guests_book_tonight_in_the_small_hours_and_it_lands_on_yesterdays_night(tmp_path):
+    from channelmgr.demo import SyntheticGuests
+
+    with time_machine.travel(datetime(2026, 12, 3, 2, 30, tzinfo=SHANGHAI).astimezone(timezone.utc), tick=True):
+        r = await start(tmp_path, horizon_days=HORIZON)
+        try:
+            today = r.today()
+            assert today == date(2026, 12, 2)
+            guests = SyntheticGuests(r.d, seed=7)
+            await guests.seed_ledger()
+            sandboxes = {n: c.sandbox for n, c in r.d.channels.items()}
+            for _ in range(40):
+                await guests._book(sandboxes)
+            tonight = [(ch, oid) for ch, oid in guests.made
+                       if sandboxes[ch].bookings[oid].data["checkin"] in ("2026-12-02", "2026-12-03")
+                       and sandboxes[ch].bookings[oid].data["checkout"] == "2026-12-03"
+                       or sandboxes[ch].bookings[oid].data.get("tonight")]
+            assert {ch for ch, _ in tonight} & {"meituan", "fliggy"} and {ch for ch, _ in tonight} & {"ctrip", "booking"}
+
+            async def arrived():
+                return all([await r.ledger.booking(ch, oid) is not None for ch, oid in tonight])
+
+            await r.wait_for(arrived, timeout=60, what="the late-night bookings in the ledger")
+            for ch, oid in tonight:
+                b = await r.ledger.booking(ch, oid)
+                assert [n["night"] for n in b["nights"]] == ["2026-12-02"], (ch, b["nights"])
+            for ch in CHANNELS:
+                await _settled(r, ch, timeout=90)
+            assert await _dead(r) == []
+        finally:
+            await r.close()
