@@ -24,9 +24,15 @@ DAYS = 30
 END = START + timedelta(days=DAYS - 1)
 
 
+def config(mappings_dir: Path) -> Config:
+    """The four channels run, as with the shipped config.yaml (a channel that is not
+    configured does not run, and nothing is queued for it)."""
+    return Config(mappings_dir=str(mappings_dir), channels={n: {} for n in ("booking", "ctrip", "fliggy", "meituan")})
+
+
 @pytest.fixture
 async def rt(db, cipher, ledger, mappings_dir: Path):
-    runtime = Runtime(Config(mappings_dir=str(mappings_dir)), db, cipher, ledger)
+    runtime = Runtime(config(mappings_dir), db, cipher, ledger)
     assert await runtime.load_and_sync_mappings() is not None, runtime.mapping_errors
     for plan, room, price in (("BAR-SK", "SK", 69800), ("BAR-ST", "ST", 75800), ("BAR-DK", "DK", 99900),
                               ("BAR-ES", "ES", 188800)):
@@ -178,7 +184,7 @@ async def test_an_edit_made_while_nothing_ran_is_queued_at_the_next_start(rt, db
     starts: the edit is compared with the version the ledger had in force and its cells are
     queued, not left for the nightly full sync."""
     save(mappings_dir / "sha-bund.yaml", edit(shipped_text(), "      - percent: -15", "      - percent: -20"))
-    restarted = Runtime(Config(mappings_dir=str(mappings_dir)), db, cipher, ledger)
+    restarted = Runtime(config(mappings_dir), db, cipher, ledger)
     assert await restarted.load_and_sync_mappings() is not None, restarted.mapping_errors
     assert restarted.mappings.get("SHA-BUND").rate_plans["EB-DK"].steps[0].percent == -20
     queued = await pending(ledger)
