@@ -462,6 +462,9 @@ async def run(config_path: str | None) -> int:
     cfg = load_config(config_path)
     configure(cfg.log.format, cfg.log.level)
     d = Daemon(cfg)
+    from channelmgr.terminal import attach
+
+    attach(d)  # on a terminal, the start-up summary and the line per channel read from d
     try:
         await d.serve_forever()
     except BaseException:

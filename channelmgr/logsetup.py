@@ -1,4 +1,4 @@
-"""structlog: JSON lines on a service, readable console on a terminal; never guest data.
+"""structlog: JSON lines on a service, a person's view on a terminal; never guest data.
 
 Every job binds run_id, channel and property through contextvars, so each line it writes
 carries them. The masker runs last before rendering: no line carries a guest's name,
@@ -18,10 +18,15 @@ from channelmgr.security import structlog_masker
 
 def configure(fmt: Literal["auto", "json", "console"] = "auto", level: str = "info", stream=None) -> None:
     stream = stream or sys.stdout
-    if fmt == "auto":
-        fmt = "console" if stream.isatty() else "json"
-    renderer = (structlog.dev.ConsoleRenderer(colors=stream.isatty()) if fmt == "console"
-                else structlog.processors.JSONRenderer(ensure_ascii=False))
+    if fmt == "auto" and stream.isatty():
+        # a person at a terminal: a summary and a line per channel (channelmgr/terminal.py)
+        from channelmgr.terminal import view_for
+
+        renderer = view_for(stream, level)
+    elif fmt == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    else:
+        renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

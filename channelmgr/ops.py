@@ -98,3 +98,25 @@ async def logs(db: Database, *, channel: str | None = None, property: str | None
 
 def _iso(dt) -> str | None:
     return None if dt is None else dt.isoformat()
+
+
+async def activity(db: Database, marks: dict[str, int] | None = None) -> dict[str, Any]:
+    """What happened per channel since ``marks`` (the high-water ids an earlier call returned;
+    none: just take the marks): booking revisions received and OTA calls that failed; and
+    how many pushes wait now. The terminal's line per channel every few seconds."""
+    async def q(conn):
+        br, sl, ob = m.booking_revisions, m.sync_log, m.outbox
+        now = {"revisions": (await conn.execute(select(func.max(br.c.id)))).scalar() or 0,
+               "sync_log": (await conn.execute(select(func.max(sl.c.id)))).scalar() or 0}
+        waiting = dict((await conn.execute(select(ob.c.channel, func.count()).where(
+            ob.c.status.in_(("pending", "claimed"))).group_by(ob.c.channel))).all())
+        if marks is None:
+            return {"marks": now, "bookings": {}, "errors": {}, "waiting": waiting}
+        bookings = dict((await conn.execute(select(br.c.channel, func.count()).where(
+            br.c.id > marks["revisions"], br.c.id <= now["revisions"]).group_by(br.c.channel))).all())
+        errors = dict((await conn.execute(select(sl.c.channel, func.count()).where(
+            sl.c.id > marks["sync_log"], sl.c.id <= now["sync_log"],
+            sl.c.result.not_in(("ok", "skipped"))).group_by(sl.c.channel))).all())
+        return {"marks": now, "bookings": bookings, "errors": errors, "waiting": waiting}
+
+    return await db.read(q)
