@@ -32,7 +32,8 @@ LOG_BODY_LIMIT = 8192
 
 @dataclass
 class Reply:
-    """An HTTP answer; ``interpret`` may fill in request_id, result and note."""
+    """An HTTP answer; ``interpret`` may fill in request_id, result and note, and
+    ``extra["items"]``: the number of items that came back, for the sync log."""
 
     status: int
     headers: Mapping[str, str]
@@ -175,6 +176,8 @@ class HttpClient:
                 value = await value
             ex.result = reply.result
             ex.request_id = reply.request_id
+            if "items" in reply.extra:  # what came back (a pull), counted by ``interpret``
+                ex.items = int(reply.extra["items"])
             # a note on a successful call is not an error; on partial/rejected it explains why
             ex.error = self.redact(reply.note) if reply.result != "ok" else None
             return value  # type: ignore[return-value]

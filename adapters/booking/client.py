@@ -301,7 +301,9 @@ class BookingAdapter(ChannelAdapter):
             kind = "reservation" if feed == "new" else "modification"
             reply.result = "partial"
             reply.note = f"unreadable message kept for the inbox: {e}"
+            reply.extra["items"] = 1
             return [Delivery(raw=reply.body or b"(empty answer)", kind=kind, error=f"{e}")]
+        reply.extra["items"] = len(deliveries)  # the sync log counts what came back
         bad = sum(1 for d in deliveries if d.error)
         reply.note = f"{len(deliveries)} reservation message(s)" + (f", {bad} unreadable" if bad else "")
         if bad:

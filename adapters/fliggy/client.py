@@ -220,7 +220,8 @@ class FliggyAdapter(ChannelAdapter):
             while True:
                 doc = await self.call(codec.M_ORDER_SEARCH, {
                     "created_start": codec.top_time(start), "created_end": codec.top_time(end),
-                    "page_no": page, "page_size": codec.ORDER_PAGE_SIZE}, operation="order.search")
+                    "page_no": page, "page_size": codec.ORDER_PAGE_SIZE}, operation="order.search",
+                    interpret=self._interpret_search)
                 try:
                     orders, total = codec.order_page(doc)
                     for o in orders:
@@ -231,6 +232,15 @@ class FliggyAdapter(ChannelAdapter):
                     break
                 page += 1
         return list(found.values())
+
+    def _interpret_search(self, reply: Reply) -> Any:
+        """``_interpret``, and the sync log counts the orders that came back on this page."""
+        doc = self._interpret(reply)
+        try:
+            reply.extra["items"] = len(codec.order_page(doc)[0])
+        except ParseError:
+            pass  # the caller says why it cannot be read
+        return doc
 
     def _needs_us(self, order: dict[str, Any]) -> bool:
         flag = order.get("need_confirm")

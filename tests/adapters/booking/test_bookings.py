@@ -151,3 +151,30 @@ async def test_an_xxe_reservation_feed_is_refused_and_nothing_is_read():
     assert len(deliveries) == 2 and all(d.revision is None for d in deliveries)
     assert all("DOCTYPE or ENTITY" in d.error for d in deliveries)
     assert all(d.raw == payload for d in deliveries)  # kept as received, never expanded
+
+
+async def test_the_sync_log_counts_the_reservations_a_pull_brought(env):
+    """Issue 9: ``pull_reservations`` logged items=0 for pulls that brought bookings."""
+    from aiohttp import ClientSession
+
+    async with ClientSession() as s:
+        for offset in (3, 6):
+            async with s.post(f"{env.base}/_sandbox/bookings", json={
+                    "hotel": HOTEL, "room": ROOM, "rate": RATE, "checkin": env.day(offset).isoformat(),
+                    "checkout": env.day(offset + 1).isoformat(), "amount_minor": 45600, "currency": "CNY"}) as r:
+                assert r.status == 200, await r.text()
+                oid = (await r.json())["ota_booking_id"]
+    deliveries = await env.adapter.pull_bookings()
+    assert len(deliveries) == 2
+    pulls = {e.operation: e for e in env.exchanges if e.operation.startswith("pull_")}
+    assert (pulls["pull_reservations"].items, pulls["pull_modifications"].items) == (2, 0)
+    assert pulls["pull_reservations"].result == "ok"
+
+    await env.adapter.acknowledge([(d, conf(d)) for d in deliveries])
+    env.exchanges.clear()
+    async with ClientSession() as s, s.post(f"{env.base}/_sandbox/bookings", json={
+            "action": "cancel", "ota_booking_id": oid}) as r:
+        assert r.status == 200, await r.text()
+    (cancel,) = await env.adapter.pull_bookings()
+    pulls = {e.operation: e for e in env.exchanges if e.operation.startswith("pull_")}
+    assert (pulls["pull_reservations"].items, pulls["pull_modifications"].items) == (0, 1)

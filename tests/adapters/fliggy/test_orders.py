@@ -135,3 +135,22 @@ async def test_the_classic_unsimplified_answer_is_read_too(env):
     (d,) = await a.pull_bookings()
     assert d.revision.ota_booking_id == oid and d.revision.special_requests == REQUESTS
     assert "xhotel_order_detail_search_response" in json.loads(d.raw)
+
+
+async def test_the_sync_log_counts_the_orders_a_search_brought(env):
+    """Issue 9: ``order.search`` logged items=0 for searches that found orders."""
+    from aiohttp import ClientSession
+
+    async with ClientSession() as s:
+        for i in range(23):
+            async with s.post(f"{env.base}/_sandbox/bookings", json={
+                    "hotel": HOTEL, "room": "SK", "rate": "BAR_SK", "checkin": env.day(10 + i % 5).isoformat(),
+                    "checkout": env.day(11 + i % 5).isoformat(), "amount_minor": 50000, "force": True}) as r:
+                assert r.status == 200, await r.text()
+    deliveries = await env.adapter.pull_bookings()
+    assert len(deliveries) == 23
+    searches = [e for e in env.exchanges if e.operation == "order.search"]
+    assert sum(e.items for e in searches) == 23 and max(e.items for e in searches) == 20
+    assert all(e.result == "ok" for e in searches)
+    details = [e for e in env.exchanges if e.operation == "order.detail.search"]
+    assert sum(e.items for e in details) == 23
