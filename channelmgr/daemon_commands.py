@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import signal
+from pathlib import Path
 
 from channelmgr.cli import CliError, UsageError
 
@@ -138,7 +139,13 @@ async def _db(args):
     from channelmgr.ledger.db import Database, redact_url
 
     cfg = load_config(args.config)
-    db = Database(cfg.database_url(), busy_timeout_ms=cfg.database.busy_timeout_ms)
+    url = cfg.database_url()
+    missing = _missing_sqlite_file(url)
+    if missing:  # say so, rather than leave an empty database file behind
+        raise CliError(f"there is no ledger at {missing} yet: run `channelmgr db upgrade` (or start "
+                       "`channelmgr run`, which creates it), or give --config with the config.yaml "
+                       "that names your database")
+    db = Database(url, busy_timeout_ms=cfg.database.busy_timeout_ms)
     try:
         current, head = await migrate.current_revision(db), migrate.head_revision()
     except BaseException:
@@ -153,6 +160,13 @@ async def _db(args):
         raise CliError(f"the database at {where} is at schema {current}, this version reads {head}: "
                        "run `channelmgr db upgrade`")
     return cfg, db
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    if not url.startswith("sqlite:///") or ":memory:" in url:
+        return None
+    path = Path(url[len("sqlite:///"):].split("?", 1)[0])
+    return None if path.exists() else path
 
 
 def _known_channels(cfg) -> list[str]:
@@ -231,6 +245,9 @@ async def cmd_status(args: argparse.Namespace) -> int:
         print(f"{c['channel']:<9} {c['breaker']:<10} {ok:<20} {c['outbox_depth']:>8} {c['dead_letters']:>8}  {err}")
     if data["inbox_failed"]:
         print(f"{data['inbox_failed']} unreadable message(s) kept in the inbox (see `channelmgr conflicts`)")
+    if data.get("inbox_stuck"):
+        print(f"{data['inbox_stuck']} message(s) stored but never processed (left `received`, a crash?): "
+              "the daemon re-processes them when it starts")
     if data["conflicts_open"]:
         print("open conflicts: " + ", ".join(f"{k} {v}" for k, v in sorted(data["conflicts_open"].items())))
     return 0

@@ -182,3 +182,10 @@ def test_journal_is_newest_first_in_text_and_json_and_limit_takes_the_newest(wor
     assert len(text) == 2
     assert "step 2" in text[0] and "step 1" in text[1]
     assert [f"#{r['id']}" for r in rows] == [line.split()[2] for line in text]
+
+
+def test_status_where_there_is_no_database_says_so_and_creates_nothing(workdir):
+    r = run("status", cwd=workdir)
+    assert r.returncode == 1
+    assert str(workdir / "var" / "ledger.db") in r.stderr and "channelmgr db upgrade" in r.stderr
+    assert not (workdir / "var" / "ledger.db").exists()

@@ -208,6 +208,39 @@ class BookingRevision:
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
+def content_fingerprint(rev: BookingRevision) -> str:
+    """A digest of what a booking revision says about the booking, nothing of the envelope.
+
+    EchoToken, TimeStamp, SOAP headers, signatures, Date, the OTA's own stamps and the hotel
+    code are not in a :class:`BookingRevision`'s content and not in this digest, so a message
+    sent again with new envelope fields has the same fingerprint; new and modify are one
+    kind here (the same content is the same booking), a cancel another. Every codec uses it
+    where the OTA gives no revision of its own, and the engine compares it with what it
+    applied last (a resend of applied content is answered as already processed).
+    """
+    import hashlib
+    import json
+
+    def when(dt: datetime | None) -> str | None:
+        if dt is None:
+            return None
+        from datetime import timezone
+
+        return (dt.astimezone(timezone.utc) if dt.tzinfo else dt).isoformat()
+
+    content = {
+        "id": rev.ota_booking_id,
+        "kind": "cancel" if rev.action == "cancel" else "booking",
+        "stays": [[s.room, s.rate, s.checkin.isoformat(), s.checkout.isoformat(), s.rooms, s.guests,
+                   [[n.night.isoformat(), n.amount_minor] for n in s.nightly]] for s in rev.stays],
+        "amount": rev.amount_minor, "currency": rev.currency,
+        "guest": [rev.guest.name, rev.guest.phone, rev.guest.email, rev.guest.id_number],
+        "requests": rev.special_requests, "booked_at": when(rev.booked_at), "tonight": rev.tonight,
+    }
+    text = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
 @dataclass(frozen=True)
 class Confirmation:
     """What the ledger made of a booking revision; the adapter answers the OTA with it."""
@@ -243,6 +276,10 @@ class BookingReceiver(Protocol):
 
     async def lookup(self, channel: str, ota_booking_id: str) -> Confirmation | None:
         """Status of a booking we hold (for the OTA's status queries)."""
+
+    async def hotel_of(self, channel: str, ota_booking_id: str) -> str | None:
+        """The OTA hotel code of a booking we hold (None if we hold none by that id): a
+        message that names the booking but not its hotel is still applied to it."""
 
     async def rooms_to_sell(self, channel: str, hotel: str, room: str, rate: str | None,
                             checkin: date, checkout: date) -> int | None:

@@ -26,7 +26,7 @@ overridden through ``ChannelSettings.options`` (the adapter's docstring lists th
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -45,6 +45,7 @@ from adapters.base.contract import (
     NightPrice,
     Price,
     Stay,
+    content_fingerprint,
 )
 from adapters.base.contract import item_problem as base_item_problem
 from adapters.base.errors import ParseError
@@ -493,17 +494,18 @@ def reservation(res: etree._Element, *, feed: Literal["new", "modify"] = "new", 
     created = _datetime(res.get("CreateDateTime"), opts)
     modified = _datetime(res.get("LastModifyDateTime"), opts)
     raw = raw if raw is not None else etree.tostring(res, encoding="UTF-8", with_tail=False)
-    stamp = res.get("LastModifyDateTime") or res.get("CreateDateTime")
-    if stamp:
-        revision = f"{action}@{stamp.strip()}"
-    else:  # no timestamp at all: the content itself identifies the revision
-        revision = f"{action}#" + hashlib.sha256(etree.tostring(res, method="c14n")).hexdigest()[:24]
+    # the revision is what Booking.com says changed: the reservation's own stamp (a
+    # CreateDateTime only for the new booking itself: modifications keep it), else the
+    # content's fingerprint (contract.content_fingerprint: no envelope field, EchoToken or
+    # TimeStamp of the pulled message, is part of it)
+    stamp = (res.get("LastModifyDateTime") or (res.get("CreateDateTime") if action == "new" else None) or "").strip()
     rev = BookingRevision(
-        channel=CHANNEL, hotel=hotel, ota_booking_id=oid, revision=revision, action=action,  # type: ignore[arg-type]
+        channel=CHANNEL, hotel=hotel, ota_booking_id=oid, revision="", action=action,  # type: ignore[arg-type]
         stays=tuple(stays), amount_minor=amount, currency=currency, guest=_guest(res),
         special_requests=_requests(res), booked_at=created, revised_at=modified or created, raw=raw,
         extra={"res_status": res.get("ResStatus") or root_status, "element": local(res)},
     )
+    rev = dataclasses.replace(rev, revision=f"{action}@{stamp}" if stamp else f"fp-{content_fingerprint(rev)}")
     return rev, AckRef(feed, hotel, oid, source)
 
 

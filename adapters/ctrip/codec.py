@@ -13,8 +13,14 @@ here, once, and marked GUESS:
   (``OTA_HotelResModifyRQ`` with ``HotelResModify`` elements is read the same way);
 - a cancellation (``OTA_CancelRQ``) names the hotel by a second ``UniqueID`` with
   ``Type="10"`` (OpenTravel code list UIT: hotel);
-- the revision of a pushed booking is the message's ``SequenceNmbr`` (else its
-  ``LastModifyDateTime``, else a digest of the reservation);
+- the revision of a pushed booking is what the reservation says changed: its
+  ``LastModifyDateTime`` with the content's fingerprint (the stamp has whole seconds only),
+  else the fingerprint alone (``contract.content_fingerprint``). ``SequenceNmbr``,
+  ``EchoToken`` and ``TimeStamp`` are the envelope's (a resend carries new ones) and are not
+  part of it; ``TimeStamp`` still orders a revision that has no ``LastModifyDateTime``;
+- a message that names the booking by Ctrip's id but not the hotel (a cancellation without
+  ``UniqueID Type="10"``, a modification without ``BasicPropertyInfo``) is read with
+  ``hotel=""``; the inbound handler takes the hotel of the booking the ledger holds;
 - the answer to ``OTA_CancelRQ`` is ``OTA_CancelRS @Status="Cancelled"`` with
   ``UniqueID @Type="501"`` (Ctrip's id) and ``"502"`` (our confirmation), the answer to
   ``OTA_ReadRQ`` an ``OTA_ResRetrieveRS`` holding the ``HotelReservation``.
@@ -22,7 +28,7 @@ here, once, and marked GUESS:
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -33,7 +39,7 @@ from typing import Any, Literal
 
 from lxml import etree
 
-from adapters.base.contract import AriUpdate, BookingRevision, Guest, NightPrice, Stay
+from adapters.base.contract import AriUpdate, BookingRevision, Guest, NightPrice, Stay, content_fingerprint
 from adapters.base.contract import item_problem as base_item_problem
 from adapters.base.errors import ParseError
 from adapters.base.xml import OTA_NS, local, parse, restriction_messages, tostring, unwrap_soap, wrap_soap, xs_datetime
@@ -394,14 +400,11 @@ def _ids(el: etree._Element | None) -> dict[str, str]:
     return out
 
 
-def _revision(msg: Inbound, res: etree._Element | None, fallback: bytes) -> str:
-    seq = msg.root.get("SequenceNmbr")
-    if seq:
-        return f"seq-{seq.strip()}"
-    stamp = res.get("LastModifyDateTime") if res is not None else None
-    if stamp:
-        return f"mod-{stamp.strip()}"
-    return "sha-" + hashlib.sha256(fallback).hexdigest()[:24]
+def _with_revision(rev: BookingRevision, res: etree._Element | None) -> BookingRevision:
+    """The revision id: what the reservation says changed, never the envelope's fields."""
+    fp = content_fingerprint(rev)
+    stamp = (res.get("LastModifyDateTime") or "").strip() if res is not None else ""
+    return dataclasses.replace(rev, revision=f"mod-{stamp}-{fp[:16]}" if stamp else f"fp-{fp}")
 
 
 def _stay(rs: etree._Element, opts: Options) -> tuple[Stay, int | None, str | None]:
@@ -486,7 +489,7 @@ def reservation(msg: Inbound, raw: bytes, opts: Options = Options()) -> BookingR
         if el is not None and el.get("HotelCode"):
             hotel = el.get("HotelCode")
             break
-    if not hotel:
+    if not hotel and action == "new":
         raise ParseError("the reservation names no hotel (BasicPropertyInfo/@HotelCode)")
     gtotal = _first(res, "ResGlobalInfo", "Total")
     if gtotal is not None and gtotal.get("AmountAfterTax"):
@@ -505,14 +508,14 @@ def reservation(msg: Inbound, raw: bytes, opts: Options = Options()) -> BookingR
                          for s in _children(res, "ResGlobalInfo", "SpecialRequests", "SpecialRequest")) if t]
     texts += [t for t in (_text(_first(c, "Text")) or _text(c)
                           for c in _children(res, "ResGlobalInfo", "Comments", "Comment")) if t]
-    return BookingRevision(
-        channel=CHANNEL, hotel=hotel, ota_booking_id=oid, revision=_revision(msg, res, raw), action=action,
+    return _with_revision(BookingRevision(
+        channel=CHANNEL, hotel=hotel or "", ota_booking_id=oid, revision="", action=action,
         stays=tuple(stays), amount_minor=amount, currency=currency, guest=guest,
         special_requests="\n".join(dict.fromkeys(texts)) or None,
         booked_at=_datetime(res.get("CreateDateTime"), opts),
         revised_at=_datetime(res.get("LastModifyDateTime") or msg.root.get("TimeStamp"), opts),
         raw=raw, extra={"operation": msg.operation, "ids": ids},
-    )
+    ), res)
 
 
 def cancellation(msg: Inbound, raw: bytes, opts: Options = Options()) -> BookingRevision:
@@ -525,14 +528,14 @@ def cancellation(msg: Inbound, raw: bytes, opts: Options = Options()) -> Booking
     if not hotel:
         vendor = _first(msg.root, "Verification", "Vendor")
         hotel = vendor.get("Code") if vendor is not None else None
-    if not hotel:
-        raise ParseError(f"OTA_CancelRQ names no hotel (UniqueID Type={UNIQUE_ID_HOTEL})")
+    # no hotel (UniqueID Type=10 is optional in OpenTravel): hotel "" and the inbound
+    # handler takes the hotel of the booking held under Ctrip's id
     reason = _text(_first(msg.root, "Reasons", "Reason"))
-    return BookingRevision(
-        channel=CHANNEL, hotel=hotel, ota_booking_id=oid, revision=_revision(msg, None, raw), action="cancel",
+    return _with_revision(BookingRevision(
+        channel=CHANNEL, hotel=hotel or "", ota_booking_id=oid, revision="", action="cancel",
         special_requests=reason, revised_at=_datetime(msg.root.get("TimeStamp"), opts), raw=raw,
         extra={"operation": msg.operation, "ids": ids},
-    )
+    ), None)
 
 
 def read_request_id(msg: Inbound) -> str | None:

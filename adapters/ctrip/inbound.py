@@ -9,7 +9,9 @@ what it is:
      against our credentials; wrong ones are answered ``Error Type="4" Code="497"`` and
      nothing is stored (it is not Ctrip's);
   2. ``receiver.store`` the raw bytes (the inbox) before anything else;
-  3. an unreadable message (not XML, refused DOCTYPE, fields missing) is
+  3. a message naming the booking by Ctrip's id but not the hotel is applied to the
+     booking held under that id (``receiver.hotel_of``); without one it is rejected (450);
+     an unreadable message (not XML, refused DOCTYPE, fields missing) is
      ``receiver.reject``-ed with the reason and answered ``Error Code="450"``, so Ctrip
      keeps it and delivers it again later;
   4. ``receiver.apply`` the revision, and only then answer Success with
@@ -24,6 +26,7 @@ A message that is not even XML is stored and rejected too (we cannot tell whose 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING
 
@@ -119,6 +122,15 @@ def routes(adapter: CtripAdapter, receiver: BookingReceiver) -> list[web.RouteDe
             await receiver.reject(inbox_id, f"ctrip {msg.operation}: {e}")
             return await done(codec.error_answer(msg.operation, codec.CODE_UNABLE, f"message unreadable: {e}",
                                                  **answer), msg.soap, "rejected", str(e))
+        if not rev.hotel:  # named by Ctrip's id only: the booking we hold says which hotel
+            held = await receiver.hotel_of(adapter.name, rev.ota_booking_id)
+            if not held:
+                why = (f"{msg.operation} names no hotel (UniqueID Type={codec.UNIQUE_ID_HOTEL} or "
+                       f"BasicPropertyInfo/@HotelCode) and no booking {rev.ota_booking_id} is held here")
+                await receiver.reject(inbox_id, f"ctrip {msg.operation}: {why}")
+                return await done(codec.error_answer(msg.operation, codec.CODE_UNABLE, why, **answer),
+                                  msg.soap, "rejected", why)
+            rev = dataclasses.replace(rev, hotel=held)
         ex.hotel = rev.hotel
         try:
             conf = await receiver.apply(inbox_id, rev)

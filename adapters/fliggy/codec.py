@@ -352,7 +352,14 @@ def revision_from_order(o: dict[str, Any], raw: bytes) -> BookingRevision:
     action = action_of(o)
     hotel = _text(o.get("out_hid"))
     room, rate = _text(o.get("out_rid")), _text(o.get("rateplan_code"))
-    if not hotel or not room:
+    # the tid names the booking: a closed order needs nothing else, a change no hotel
+    # (hotel "" is the hotel of the booking held under that tid, found by the engine)
+    if action == "cancel" and not (room and o.get("checkin_date") and o.get("checkout_date")):
+        return BookingRevision(
+            channel=CHANNEL, hotel=hotel or "", ota_booking_id=tid, revision=revision_of(o), action="cancel",
+            special_requests=_text(o.get("message")), revised_at=parse_top_time(o.get("gmt_modified")),
+            raw=raw, extra={"trade_status": o.get("trade_status")})
+    if not room or (not hotel and action == "new"):
         raise ParseError(f"order {tid} names no out_hid/out_rid")
     checkin, checkout = _date(o.get("checkin_date"), "checkin_date"), _date(o.get("checkout_date"), "checkout_date")
     if checkout <= checkin:
@@ -375,7 +382,7 @@ def revision_from_order(o: dict[str, Any], raw: bytes) -> BookingRevision:
                 guests=_int(guests_n, "guest_count") if guests_n not in (None, "") else None,
                 nightly=tuple(nightly))
     return BookingRevision(
-        channel=CHANNEL, hotel=hotel, ota_booking_id=tid, revision=revision_of(o), action=action,  # type: ignore[arg-type]
+        channel=CHANNEL, hotel=hotel or "", ota_booking_id=tid, revision=revision_of(o), action=action,  # type: ignore[arg-type]
         stays=(stay,), amount_minor=amount, currency=currency, guest=guest,
         special_requests=_text(o.get("message")), booked_at=parse_top_time(o.get("gmt_create")),
         revised_at=parse_top_time(o.get("gmt_modified")), tonight=bool(o.get("late_night", False)),

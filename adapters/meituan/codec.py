@@ -317,13 +317,17 @@ def order(o: dict[str, Any], *, action: str | None = None, raw: bytes = b"") -> 
     if oid is None or str(oid).strip() == "":
         raise ParseError("orderId is missing")
     hotel, room = o.get("hotelId"), o.get("roomId")
-    if not hotel or not room:
-        raise ParseError("hotelId or roomId is missing")
     if action is None:
         status = str(o.get("orderStatus") or "").upper()
         if status not in ORDER_STATUS_ACTION:
             raise ParseError(f"orderStatus {o.get('orderStatus')!r} is unknown")
         action = ORDER_STATUS_ACTION[status]
+    # the order id names the booking: a refund needs nothing else, a modification no hotel
+    # (hotel "" is the hotel of the booking held under that id, found by the engine)
+    if not room and action != "cancel":
+        raise ParseError("roomId is missing")
+    if not hotel and action == "new":
+        raise ParseError("hotelId is missing")
     version = o.get("orderVersion")
     updated = _millis(o.get("updateTime"), "updateTime")
     if version is not None and str(version).strip():
@@ -332,6 +336,11 @@ def order(o: dict[str, Any], *, action: str | None = None, raw: bytes = b"") -> 
         revision = f"t{o['updateTime']}"
     else:
         raise ParseError("neither orderVersion nor updateTime: the revision cannot be told")
+    if action == "cancel" and not (room and o.get("checkinDate") and o.get("checkoutDate")):
+        return BookingRevision(
+            channel=CHANNEL, hotel=str(hotel or ""), ota_booking_id=str(oid), revision=revision, action="cancel",
+            amount_minor=_fen(o.get("totalPrice"), "totalPrice"), special_requests=_text(o.get("remark")),
+            revised_at=updated, raw=raw, extra={"orderStatus": o.get("orderStatus")})
     checkin, checkout = _date(o.get("checkinDate"), "checkinDate"), _date(o.get("checkoutDate"), "checkoutDate")
     if checkout <= checkin:
         raise ParseError(f"checkoutDate {checkout} is not after checkinDate {checkin}")
@@ -356,7 +365,7 @@ def order(o: dict[str, Any], *, action: str | None = None, raw: bytes = b"") -> 
                 checkout=checkout, rooms=rooms, guests=guests, nightly=tuple(nightly))
     currency = o.get("currency") or "CNY"
     return BookingRevision(
-        channel=CHANNEL, hotel=str(hotel), ota_booking_id=str(oid), revision=revision,
+        channel=CHANNEL, hotel=str(hotel or ""), ota_booking_id=str(oid), revision=revision,
         action=action,  # type: ignore[arg-type]
         stays=(stay,), amount_minor=_fen(o.get("totalPrice"), "totalPrice"), currency=str(currency).upper(),
         guest=Guest(name=name, phone=_text(o.get("contactPhone")), email=_text(o.get("contactEmail"))),

@@ -14,6 +14,7 @@ For every notice, in this order (DESIGN.md invariants 2 and 3):
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING
 
@@ -73,6 +74,12 @@ def routes(adapter: "MeituanAdapter", receiver: BookingReceiver) -> list[web.Rou
                 if partner is not None and ours and partner != ours:
                     raise ParseError(f"the notice names partnerId {partner!r}, not ours")
                 rev = codec.order(body, action=action, raw=raw)
+                if not rev.hotel:  # named by the order id only: the booking we hold says which hotel
+                    held = await receiver.hotel_of(adapter.name, rev.ota_booking_id)
+                    if not held:
+                        raise ParseError(f"the notice names no hotelId and no order {rev.ota_booking_id} "
+                                         f"is held here")
+                    rev = dataclasses.replace(rev, hotel=held)
                 ex.hotel = rev.hotel
             except ParseError as e:
                 await receiver.reject(inbox_id, f"meituan {own_path}: {e}")

@@ -551,6 +551,19 @@ class Ledger:
                 await conn.execute(update(m.bookings).where(m.bookings.c.id == bid).values(confirmation=confirmation))
                 booking = (await conn.execute(select(m.bookings).where(m.bookings.c.id == bid))).first()
             bid, confirmation = booking.id, booking.confirmation
+            if booking.revision is not None:
+                # a resend of what is applied already (new envelope fields, or a new revision id
+                # over the same content; a cancel of a cancelled booking): already processed,
+                # no revision row, no journal row
+                last_fp = (await conn.execute(
+                    select(m.booking_revisions.c.fingerprint).where(
+                        m.booking_revisions.c.booking_id == bid, m.booking_revisions.c.outcome == "applied")
+                    .order_by(m.booking_revisions.c.id.desc()).limit(1))).scalar()
+                if (b.action == "cancel" and booking.status == "cancelled") or (
+                        b.fingerprint is not None and last_fp == b.fingerprint):
+                    await self._mark_inbox(conn, b, "duplicate", now)
+                    return BookingResult(bid, confirmation, _public_status(booking.status), duplicate=True,
+                                         overbooked=booking.overbooked)
             incoming_key = (_aware(b.revised_at) or EPOCH, ACTION_RANK[b.action])
             if booking.revision is not None:
                 current_key = (_aware(booking.revised_at) or EPOCH, 2 if booking.status == "cancelled" else 0)
@@ -559,7 +572,7 @@ class Ledger:
                     await conn.execute(m.booking_revisions.insert().values(
                         booking_id=bid, channel=b.channel, ota_booking_id=b.ota_booking_id, revision=b.revision,
                         action=b.action, revised_at=b.revised_at, received_at=now, inbox_id=b.inbox_id,
-                        outcome="superseded"))
+                        outcome="superseded", fingerprint=b.fingerprint))
                     await self.add_journal(conn, [self._jrow(
                         now, actor, booking.property_id, "booking",
                         {"channel": b.channel, "ota_booking_id": b.ota_booking_id}, "superseded", None,
@@ -646,7 +659,8 @@ class Ledger:
             await conn.execute(update(m.bookings).where(m.bookings.c.id == bid).values(**values))
             await conn.execute(m.booking_revisions.insert().values(
                 booking_id=bid, channel=b.channel, ota_booking_id=b.ota_booking_id, revision=b.revision,
-                action=b.action, revised_at=b.revised_at, received_at=now, inbox_id=b.inbox_id, outcome="applied"))
+                action=b.action, revised_at=b.revised_at, received_at=now, inbox_id=b.inbox_id, outcome="applied",
+                fingerprint=b.fingerprint))
             after_summary = {"status": status, "checkin": _iso(values.get("checkin", booking.checkin)),
                              "checkout": _iso(values.get("checkout", booking.checkout)),
                              "rooms": values.get("rooms", booking.rooms),
@@ -686,7 +700,10 @@ class Ledger:
     @staticmethod
     async def _mark_inbox(conn: AsyncConnection, b: IncomingBooking, status: str, now: datetime) -> None:
         if b.inbox_id is not None:
-            await conn.execute(update(m.inbox).where(m.inbox.c.id == b.inbox_id).values(
+            stmt = update(m.inbox).where(m.inbox.c.id == b.inbox_id)
+            if status == "duplicate":  # the same bytes again are the same row: it stays 'applied'
+                stmt = stmt.where(m.inbox.c.status != "applied")
+            await conn.execute(stmt.values(
                 status=status, processed_at=now, error=None, ota_booking_id=b.ota_booking_id, revision=b.revision))
 
     # ---- the inbox: every OTA message, stored before anything is done with it ---------
@@ -878,7 +895,7 @@ class Ledger:
             if not reveal:
                 guest = {k: mask_value(k, v) for k, v in guest.items()}
             return {"id": r.id, "channel": r.channel, "ota_booking_id": r.ota_booking_id,
-                    "confirmation": r.confirmation, "status": r.status, "revision": r.revision,
+                    "hotel_code": r.hotel_code, "confirmation": r.confirmation, "status": r.status, "revision": r.revision,
                     "checkin": _iso(r.checkin), "checkout": _iso(r.checkout), "rooms": r.rooms,
                     "amount_minor": r.amount_minor, "currency": r.currency, "overbooked": r.overbooked,
                     "unmapped": r.unmapped, "guest": guest, "special_requests": requests,

@@ -113,6 +113,9 @@ class IncomingBooking:
     revised_at: datetime | None = None
     inbox_id: int | None = None
     unmapped: tuple[str, ...] = ()  # what could not be mapped, in words
+    # digest of the booking's content without envelope fields (contract.content_fingerprint):
+    # the same content as the revision applied last is a resend, answered as a duplicate
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)

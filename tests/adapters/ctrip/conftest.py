@@ -54,6 +54,10 @@ class Receiver:
     async def lookup(self, channel: str, ota_booking_id: str) -> Confirmation | None:
         return self.status.get((channel, ota_booking_id))
 
+    async def hotel_of(self, channel: str, ota_booking_id: str) -> str | None:
+        held = [r.hotel for r in self.applied if (r.channel, r.ota_booking_id) == (channel, ota_booking_id)]
+        return next((h for h in held if h), None)
+
     async def rooms_to_sell(self, channel, hotel, room, rate, checkin, checkout) -> int | None:
         return self.available
 

@@ -62,6 +62,10 @@ class Receiver:
     async def lookup(self, channel, ota_booking_id):
         return None
 
+    async def hotel_of(self, channel, ota_booking_id):
+        held = [r.hotel for r in self.applied if (r.channel, r.ota_booking_id) == (channel, ota_booking_id)]
+        return next((h for h in held if h), None)
+
     async def rooms_to_sell(self, channel, hotel, room, rate, checkin, checkout):
         return None
 
