@@ -194,6 +194,9 @@ booking_revisions = Table(
     Column("inbox_id", ForeignKey("inbox.id"), nullable=True),
     # applied | superseded (an older revision that arrived late)
     Column("outcome", String(16), nullable=False),
+    # digest of the booking's content without envelope fields (adapters.base.contract
+    # .content_fingerprint): a resend of the content applied last is a duplicate (issue 9)
+    Column("fingerprint", String(64), nullable=True),
     UniqueConstraint("channel", "ota_booking_id", "revision", name="uq_booking_revisions_key"),
 )
 

@@ -9,12 +9,13 @@ read stays in the inbox with its reason and is raised to operators; the OTA hear
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Mapping, Sequence
 
 import structlog
 
-from adapters.base.contract import BookingRevision, Confirmation, Delivery, Stay
+from adapters.base.contract import BookingRevision, Confirmation, Delivery, Stay, content_fingerprint
 from channelmgr import dates
 from channelmgr.ledger.ledger import Ledger
 from channelmgr.ledger.types import IncomingBooking, LocalStay
@@ -61,6 +62,10 @@ class Receiver:
             log.error("unreadable OTA message kept in the inbox", inbox_id=inbox_id, reason=reason[:300])
 
     async def apply(self, inbox_id: int, revision: BookingRevision) -> Confirmation:
+        if not revision.hotel:  # a message naming the booking but not its hotel: the one we hold
+            held = await self.hotel_of(revision.channel, revision.ota_booking_id)
+            if held:
+                revision = dataclasses.replace(revision, hotel=held)
         problem = self.stay_problem(revision)
         if problem is not None:
             await self.hold_impossible(inbox_id, revision, problem)
@@ -129,6 +134,10 @@ class Receiver:
         return Confirmation(b["confirmation"], "cancelled" if b["status"] == "cancelled" else "confirmed",
                             overbooked=b["overbooked"])
 
+    async def hotel_of(self, channel: str, ota_booking_id: str) -> str | None:
+        b = await self.ledger.booking(channel, ota_booking_id)
+        return (b.get("hotel_code") or None) if b is not None else None
+
     async def rooms_to_sell(self, channel: str, hotel: str, room: str, rate: str | None,
                             checkin: date, checkout: date) -> int | None:
         from channelmgr.mapping.derive import rooms_to_sell
@@ -179,7 +188,7 @@ class Receiver:
             ota_booking_id=rev.ota_booking_id, revision=rev.revision, action=rev.action, stays=tuple(stays),
             amount_minor=rev.amount_minor, currency=rev.currency, guest=rev.guest,
             special_requests=rev.special_requests, booked_at=rev.booked_at, revised_at=rev.revised_at,
-            inbox_id=inbox_id, unmapped=tuple(unmapped))
+            inbox_id=inbox_id, unmapped=tuple(unmapped), fingerprint=content_fingerprint(rev))
 
     @staticmethod
     def _local_stay(rev: BookingRevision, s: Stay, pm, unmapped: list[str]) -> LocalStay:

@@ -19,8 +19,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    # repeats (issue 9): the content fingerprint of a booking revision, so that a resend of
+    # what was applied last (new EchoToken/TimeStamp, same booking) is answered as a duplicate
+    with op.batch_alter_table("booking_revisions") as batch:
+        batch.add_column(sa.Column("fingerprint", sa.String(64), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    # repeats (issue 9)
+    with op.batch_alter_table("booking_revisions") as batch:
+        batch.drop_column("fingerprint")
