@@ -101,6 +101,7 @@ class Daemon:
         self.workers: dict[str, PushWorker] = {}
         self.worker_tasks: list[asyncio.Task] = []
         self.synclog: SyncLog | None = None
+        self.process = None  # channelmgr.sync.processes.ProcessRegistry: claims name it
         self.receiver: Receiver | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.http: web.AppRunner | None = None
@@ -133,6 +134,10 @@ class Daemon:
                                "earlier run: fix the problems above (`channelmgr mappings check` lists them)")
         self.synclog = SyncLog(self.rt.db, self.run_id, self._hotel_to_property)
         self.synclog.start()
+        from channelmgr.sync.processes import ProcessRegistry
+
+        self.process = ProcessRegistry(self.rt.db, self.run_id)
+        await self.process.start()
         self.receiver = Receiver(self.rt.ledger, lambda: self.mappings, on_committed=self.wake_all,
                                  max_stay_nights={n: c.max_stay_nights for n, c in cfg.channels.items()})
         await self._start_http()
@@ -236,7 +241,7 @@ class Daemon:
             horizon_days=self.config.sync.horizon_days, flush_interval=self.config.sync.flush_interval_seconds)
         for name, chrt in self.channels.items():
             w = PushWorker(chrt, self.rt.ledger, lambda: self.mappings, self.synclog, s,
-                           worker_id=f"{name}-{self.run_id}")
+                           worker_id=f"{self.run_id}/{name}")  # names this process (sync.processes)
             self.workers[name] = w
             self.worker_tasks.append(asyncio.create_task(self._supervise(w.run, f"push-{name}"), name=f"push-{name}"))
 
@@ -438,6 +443,8 @@ class Daemon:
             finally:
                 if c.sandbox is not None:
                     await c.sandbox.stop()
+        if self.process:
+            await self.process.stop()
         if self.synclog:
             await self.synclog.stop()
         if self.rt:

@@ -284,7 +284,25 @@ conflicts = Table(
     Column("detail", JSON, nullable=True),
     Column("status", String(16), nullable=False, server_default=text("'open'")),
     Column("resolved_at", TS, nullable=True),
+    # who closed it (a person, or "system" when the cause went away by itself) and why
+    Column("resolved_by", String(64), nullable=True),
+    Column("resolution", Text, nullable=True),
     Index("ix_conflicts_status", "status", "at"),
+)
+
+# every daemon process that claims outbox rows (crash recovery, issue 10): claims name their
+# process (``<process id>/<channel>``); a process known to be gone (stopped, its PostgreSQL
+# advisory lock free, its pid gone from this host, or its heartbeat stale) has its claims
+# taken over at once by the next process, without waiting for the lease
+processes = Table(
+    "processes",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", TS, nullable=False),
+    Column("heartbeat_at", TS, nullable=False),
+    Column("stopped_at", TS, nullable=True),
 )
 
 sync_log = Table(

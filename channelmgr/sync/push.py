@@ -191,18 +191,34 @@ class PushWorker:
         return await self.db.write(tx)
 
     async def release(self, *, stale_only: bool) -> int:
-        """Claimed rows back to pending: ours at shutdown, anyone's whose lease ran out."""
+        """Claimed rows back to pending: ours at shutdown; otherwise anyone's whose process is
+        known to be gone (at once: see channelmgr.sync.processes) or whose lease ran out
+        (the backstop, for claims that name no known process)."""
+        from sqlalchemy import or_
+
+        from channelmgr.sync.processes import gone, process_of
+
         now = datetime.now(timezone.utc)
         o = m.outbox
+        taken_over: list[str] = []
 
         async def tx(conn):
             cond = [o.c.channel == self.ch.name, o.c.status == "claimed"]
-            cond.append(o.c.lease_until < now if stale_only else o.c.claimed_by == self.worker_id)
-            return await release_claims(conn, *cond)
+            if not stale_only:
+                return await release_claims(conn, *cond, o.c.claimed_by == self.worker_id)
+            owners = (await conn.execute(select(o.c.claimed_by).distinct().where(
+                *cond, o.c.lease_until >= now, o.c.claimed_by != self.worker_id))).scalars().all()
+            by_process = {process_of(c): c for c in owners if process_of(c)}
+            dead = await gone(conn, list(by_process), exclude=process_of(self.worker_id))
+            taken_over[:] = [by_process[p] for p in dead]
+            expired = o.c.lease_until < now
+            return await release_claims(conn, *cond, or_(expired, o.c.claimed_by.in_(taken_over))
+                                        if taken_over else expired)
 
         n = await self.db.write(tx)
         if n:
-            log.info("released claimed pushes", channel=self.ch.name, rows=n, stale_only=stale_only)
+            log.info("released claimed pushes", channel=self.ch.name, rows=n, stale_only=stale_only,
+                     taken_over_from=taken_over or None)
         return n
 
     # ---- one round --------------------------------------------------------------------

@@ -24,8 +24,30 @@ def upgrade() -> None:
     with op.batch_alter_table("booking_revisions") as batch:
         batch.add_column(sa.Column("fingerprint", sa.String(64), nullable=True))
 
+    # crash recovery (issue 10): the processes that claim outbox rows, with a heartbeat, so
+    # that a restart takes over the claims of its dead predecessor at once (the lease is a
+    # backstop); and who closed a conflict, and why (a malformed message redelivered intact)
+    op.create_table(
+        "processes",
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("pid", sa.Integer(), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("stopped_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    with op.batch_alter_table("conflicts") as batch:
+        batch.add_column(sa.Column("resolved_by", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("resolution", sa.Text(), nullable=True))
+
 
 def downgrade() -> None:
     # repeats (issue 9)
     with op.batch_alter_table("booking_revisions") as batch:
         batch.drop_column("fingerprint")
+
+    # crash recovery (issue 10)
+    with op.batch_alter_table("conflicts") as batch:
+        batch.drop_column("resolution")
+        batch.drop_column("resolved_by")
+    op.drop_table("processes")
