@@ -387,7 +387,32 @@ def _semantic(parts: _Parts, tree: Any, path: str, capabilities_for: Capabilitie
             at(("channels", name, "availability", "offset"),
                f"a cap of {av.cap} minus an offset of {av.offset} leaves {name} nothing to sell on any night; "
                f"to stop selling on {name} on purpose, write 'closed: true'")
+        if caps.inventory_level == "rate" and ch.enabled and not av.closed:
+            _closable(name, ch, parts, tree, rts, by_code, at)
     return problems
+
+
+def _closable(name: str, ch: Any, parts: _Parts, tree: Any, rts: dict[str, int], by_code: dict[str, Any],
+              at) -> None:
+    """On a channel that holds rooms to sell per rate plan (Fliggy), a room type with none
+    of its rate plans mapped can never be closed there: after the last room is sold, the
+    channel goes on selling it. Every mapped room type needs a mapped rate plan."""
+    for local in ch.rooms:
+        if local not in rts:
+            continue  # another problem says the room type does not exist
+        plans = [c for c, rp in by_code.items() if rp.room_type == local]
+        if any(c in ch.rates for c in plans):
+            continue
+        broken = [c for c, i in parts.broken_rate_plans.items() if c in ch.rates
+                  and str(yamlfile.plain(tree["rate_plans"][i]).get("room_type")) == local]
+        if broken:
+            continue  # one of its plans is mapped but broken: that plan's problem says what to fix
+        fix = (f"map one of its rate plans ({', '.join(plans)}) under channels.{name}.rates"
+               if plans else f"give it a rate plan and map that under channels.{name}.rates")
+        at(("channels", name, "rooms", local),
+           f"room type '{local}' is mapped on {name} but none of its rate plans is: {name} holds rooms to sell "
+           f"on each rate plan, so {local} could never be closed there and would go on selling after the last "
+           f"room is sold; {fix}, or remove {local} from channels.{name}.rooms", key=True)
 
 
 # ---- several files ---------------------------------------------------------------
