@@ -89,18 +89,22 @@ def cmd_check(args: argparse.Namespace) -> int:
         if path not in bad:
             print(summary(path, pm))
     if result.problems:
-        for p in result.problems:
+        # every problem and warning in file order (a warning does not refuse a file)
+        for p in sorted(result.problems + result.warnings, key=lambda p: (p.file, p.line, p.col)):
             print(str(p), file=sys.stderr)
         n = len(result.problems)
         print(f"{n} problem{'s' if n != 1 else ''} in {len(bad)} file{'s' if len(bad) != 1 else ''}; "
               "nothing is put in force until they are fixed", file=sys.stderr)
         return EXIT_ERROR
+    for w in result.warnings:  # file:line:col: warning: ...
+        print(str(w), file=sys.stderr)
     return EXIT_OK
 
 
 async def cmd_diff(args: argparse.Namespace) -> int:
     from channelmgr.mapping.diff import (
         diff_mappings,
+        floor_check,
         format_diff,
         ledger_snapshots,
         today_in,
@@ -139,16 +143,32 @@ async def cmd_diff(args: argparse.Namespace) -> int:
         edited_names = {Path(p).name for p in edited}
         new_texts = {name: text for name, text in base.items() if name not in edited_names}
         new_texts.update(edited)  # the edited files keep their own path, so problems point at them
-        new = check_texts(new_texts).mapping_set()
+        new_check = check_texts(new_texts)
+        new = new_check.mapping_set()
         diff = await diff_mappings(old, new, ledger_snapshots(rt.ledger), today_in, args.days,
+                                   registry_capabilities)
+        # the edit's price rules through the ledger's prices, as the daemon checks them
+        floors = await floor_check(old, new, ledger_snapshots(rt.ledger), today_in, args.days,
                                    registry_capabilities)
     finally:
         await rt.close()
+    warnings = sorted([w for w in new_check.warnings if w.file in edited] + floors.warnings,
+                      key=lambda p: (p.file, p.line, p.col))
+    warnings = list(dict.fromkeys(warnings))
     if args.json:
         out = diff.to_json()
         out["compared_with"] = where
+        out["problems"] = [str(p) for p in floors.problems]
+        out["warnings"] = [str(w) for w in warnings]
         print(json.dumps(out, ensure_ascii=False, indent=2))
-        return EXIT_OK
+        return EXIT_OK if floors.ok else EXIT_ERROR
     print(f"comparing {', '.join(sorted(edited))} with {where}")
     print(format_diff(diff, samples=args.samples))
+    for p in sorted(floors.problems + warnings, key=lambda p: (p.file, p.line, p.col)):
+        print(str(p), file=sys.stderr)
+    if not floors.ok:
+        n = len(floors.problems)
+        print(f"{n} problem{'s' if n != 1 else ''} with the ledger's prices: the daemon would refuse this edit "
+              "and keep the version in force", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK

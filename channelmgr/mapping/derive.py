@@ -15,7 +15,10 @@ revenue staff preview is exactly what gets pushed:
   (stop-sell) rather than sold for one night, because a long-stay price sold for one night
   loses money. The cell says so in ``notes``, and `mappings diff` shows the notes.
   A restriction the mapping switches off for a channel (``restrictions: {cta: false}``) is
-  simply not sent: that is a choice, not a limit, so nothing is emulated.
+  simply not sent: that is a choice, not a limit, so nothing is emulated;
+- floors (channelmgr.mapping.floors): a price under its floor, or zero or below at any
+  step, is never sent: the cell keeps its rooms and restrictions, carries no price, and
+  says why in ``price_refused`` (and in ``notes``, which `mappings diff` shows).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Iterable, Literal
 
+from channelmgr.mapping.floors import Tracer
 from channelmgr.mapping.model import PropertyMapping
 from channelmgr.mapping.pricing import FLOOR, apply_steps_checked, convert
 from channelmgr.mapping.schema import ChannelMapping
@@ -74,6 +78,9 @@ class ChannelCell:
     ctd: bool | None = None
     stop_sell: bool | None = None
     notes: tuple[str, ...] = ()
+    # why this cell's price is held back (under the floor, or zero or below): then ``prices``
+    # is empty and no price is sent, while rooms and restrictions still are. None: not refused.
+    price_refused: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str | None, date]:
@@ -182,6 +189,7 @@ def derive(pm: PropertyMapping, channel: str, snap: Snapshot,
         elif rate_plan is not None and rate_plan in ch.rates and rate_plan in pm.rate_plans:
             wanted[(rate_plan, room_type, night)] = None
     out: list[ChannelCell] = []
+    tracer = Tracer(pm)
     for rate_plan, room_type, night in wanted:
         free = snap.free.get((room_type, night))
         sell = rooms_to_sell(free, ch) if free is not None else None
@@ -194,16 +202,19 @@ def derive(pm: PropertyMapping, channel: str, snap: Snapshot,
         occs = ch.occupancies or (plan.occupancy,)
         prices = []
         currency = None
-        floored = False
+        refused: str | None = None
         for occ in sorted(occs):
-            p, hit = plan_price_checked(pm, snap, rate_plan, night, occ)
-            if p is not None:
-                value, currency, hit_here = channel_price_checked(p, pm, ch)
-                floored = floored or hit or hit_here
-                prices.append((occ, value))
-        if floored:
-            notes.append("a price step would take the price to zero or below: the lowest price "
-                         "(one minor unit) is sent; check the plan's steps")
+            tp = tracer.channel(snap, channel, rate_plan, night, occ)
+            if tp.refused is not None:
+                refused = tp.refused.message
+                break
+            if tp.value is not None:
+                prices.append((occ, tp.value))
+                currency = tp.currency
+        if refused is not None:
+            # never a price under the floor: none at all for this cell (the OTA keeps the last one)
+            prices, currency = [], None
+            notes.append(f"price held back: {refused}")
         r = plan_restrictions(pm, snap, rate_plan, night, today)
         if (r.get("min_los") or 1) > 1 and "min_los" in wanted_restrictions and "min_los" not in supported:
             if "stop_sell" in allowed:
@@ -223,7 +234,7 @@ def derive(pm: PropertyMapping, channel: str, snap: Snapshot,
                     notes.append(f"{name} not sent: {channel} cannot hold it")
             r[name] = None
         cell = replace(base, rate=ch.rates[rate_plan], rate_plan=rate_plan, prices=tuple(prices),
-                       currency=currency, notes=tuple(notes), **r)
+                       currency=currency, notes=tuple(notes), price_refused=refused, **r)
         if inventory_level == "rate":
             cell = replace(cell, rooms_to_sell=0 if close_by_rooms else sell)
         out.append(cell)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any, Awaitable, Callable, Literal
 
-from channelmgr import dates
+from channelmgr import dates, yamlfile
 from channelmgr.mapping.derive import (
     RESTRICTIONS,
     ChannelCell,
@@ -24,8 +25,10 @@ from channelmgr.mapping.derive import (
     all_keys,
     derive,
 )
+from channelmgr.mapping.floors import Finding, ledger_findings
 from channelmgr.mapping.model import MappingSet, PropertyMapping
 from channelmgr.money import format_minor
+from channelmgr.yamlfile import Problem, YamlFileError
 
 SnapshotFor = Callable[[str, date, date], Awaitable[Snapshot | None]]
 TodayFor = Callable[[str], date]
@@ -405,3 +408,56 @@ def format_diff(diff: MappingDiff, *, samples: int = 10) -> str:
     return "\n".join(lines)
 
 
+
+
+# ---- floors against the ledger -----------------------------------------------------
+
+
+@dataclass
+class FloorCheck:
+    """What the ledger's prices say of an edit's price rules (channelmgr.mapping.floors):
+    problems refuse the edit (in the daemon; `diff` says it would), warnings do not."""
+
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+async def floor_check(old: MappingSet | None, new: MappingSet, snapshot_for: SnapshotFor, today_for: TodayFor,
+                      days: int, capabilities_for: CapabilitiesFor,
+                      enabled: Callable[[str], bool] = lambda channel: True) -> FloorCheck:
+    """Every price the edited mapping would send over the next ``days`` nights, from the
+    ledger's prices: one it holds back under its floor (that the mapping in force did not)
+    is a problem at the rule that takes it there; a cut of more than half is a warning."""
+    out = FloorCheck()
+    for code, pm in sorted(new.properties.items()):
+        opm = old.get(code) if old else None
+        today = today_for(pm.timezone)
+        nights = [today + timedelta(days=i) for i in range(days)]
+        snap = await snapshot_for(code, nights[0], nights[-1])
+        if snap is None or not snap.rates:
+            continue  # no prices in the ledger yet: only the static checks can be made
+        channels = [c for c in sorted(pm.channels()) if enabled(c) and capabilities_for(c) is not None]
+        refused, warnings = await asyncio.to_thread(ledger_findings, pm, opm, snap, nights, channels)
+        if not refused and not warnings:
+            continue
+        text = new.files.get(Path(pm.source).name)
+        try:
+            tree = yamlfile.load(pm.source, text)
+        except YamlFileError:
+            tree = None
+
+        def problem(f: Finding, prefix: str = "", tree: Any = tree, source: str = pm.source) -> Problem:
+            line, col = yamlfile.position(tree, f.loc) if tree is not None else (1, 1)
+            return Problem(source, line, col, prefix + f.message)
+
+        for f, n in refused:
+            more = f" ({n} prices over the next {days} nights)" if n > 1 else ""
+            out.problems.append(problem(Finding(f.loc, f"{f.message}{more}; such a price is never sent")))
+        out.warnings.extend(problem(w, "warning: ") for w in warnings)
+    out.problems.sort(key=lambda p: (p.file, p.line, p.col))
+    out.warnings.sort(key=lambda p: (p.file, p.line, p.col))
+    return out

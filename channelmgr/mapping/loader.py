@@ -85,24 +85,34 @@ def read_texts(paths: Iterable[str | Path]) -> tuple[dict[str, str], list[Proble
 def check_file(path: Path | str, text: str | None = None, capabilities_for: CapabilitiesFor | None = None
                ) -> tuple[PropertyMapping | None, list[Problem], Any]:
     """One file: (mapping or None, problems, the parsed tree for positions)."""
+    pm, problems, _, tree = check_file_with_warnings(path, text, capabilities_for)
+    return pm, problems, tree
+
+
+def check_file_with_warnings(path: Path | str, text: str | None = None,
+                             capabilities_for: CapabilitiesFor | None = None
+                             ) -> tuple[PropertyMapping | None, list[Problem], list[Problem], Any]:
+    """One file: (mapping or None, problems, warnings, the parsed tree for positions).
+    A warning (a price rule that cuts a price by more than half, say) does not refuse the file."""
     path = str(path)
+    warnings: list[Problem] = []
     try:
         tree = yamlfile.load(path, text)
     except YamlFileError as e:
-        return None, [_explain_indentation(p, text) for p in e.problems], None
+        return None, [_explain_indentation(p, text) for p in e.problems], warnings, None
     if not isinstance(tree, dict):
         return None, [Problem(path, 1, 1, "a mapping file is a block of 'key: value' lines "
-                                          "starting with 'property:'")], tree
+                                          "starting with 'property:'")], warnings, tree
     caps_for = capabilities_for or registry_capabilities
     try:
         mf = _validate(tree, path)
     except YamlFileError as e:
         # report the rest too: what fits together is checked on the parts that are valid
         parts = _valid_parts(tree)
-        return None, sorted(list(e.problems) + _semantic(parts, tree, path, caps_for),
-                            key=lambda p: (p.line, p.col)), tree
-    problems = _semantic(_Parts.of(mf), tree, path, caps_for)
-    return (None if problems else PropertyMapping(path, mf)), problems, tree
+        return None, sorted(list(e.problems) + _semantic(parts, tree, path, caps_for, warnings),
+                            key=lambda p: (p.line, p.col)), warnings, tree
+    problems = _semantic(_Parts.of(mf), tree, path, caps_for, warnings)
+    return (None if problems else PropertyMapping(path, mf)), problems, warnings, tree
 
 
 @dataclass
@@ -252,8 +262,10 @@ def _ending_problem(ending: str, currency: str) -> str | None:
     return None
 
 
-def _semantic(parts: _Parts, tree: Any, path: str, capabilities_for: CapabilitiesFor) -> list[Problem]:
+def _semantic(parts: _Parts, tree: Any, path: str, capabilities_for: CapabilitiesFor,
+              warnings: list[Problem] | None = None) -> list[Problem]:
     problems: list[Problem] = []
+    warnings = warnings if warnings is not None else []
 
     def at(loc: tuple, msg: str, key: bool = False) -> None:
         line, col = (yamlfile.key_position if key else yamlfile.position)(tree, loc)
@@ -389,6 +401,8 @@ def _semantic(parts: _Parts, tree: Any, path: str, capabilities_for: Capabilitie
                f"to stop selling on {name} on purpose, write 'closed: true'")
         if caps.inventory_level == "rate" and ch.enabled and not av.closed:
             _closable(name, ch, parts, tree, rts, by_code, at)
+    if prop is not None:
+        _floors(parts, prop, tree, path, problems, warnings, at)
     return problems
 
 
@@ -415,6 +429,38 @@ def _closable(name: str, ch: Any, parts: _Parts, tree: Any, rts: dict[str, int],
            f"room is sold; {fix}, or remove {local} from channels.{name}.rooms", key=True)
 
 
+def _floors(parts: _Parts, prop: Any, tree: Any, path: str, problems: list[Problem], warnings: list[Problem],
+            at) -> None:
+    """min_price written with the right decimals, and the price rules checked against the
+    floors without the ledger (channelmgr.mapping.floors)."""
+    from channelmgr.mapping.floors import static_findings
+    from channelmgr.money import MoneyError
+
+    bad = False
+    if prop.min_price is not None:
+        msg = _money_problem(prop.min_price, "'min_price'", prop.currency)
+        if msg:
+            at(("property", "min_price"), msg)
+            bad = True
+    for i, rp in parts.rate_plans:
+        if rp.min_price is not None:
+            msg = _money_problem(rp.min_price, "'min_price'", prop.currency)
+            if msg:
+                at(("rate_plans", i, "min_price"), msg)
+                bad = True
+    if bad:
+        return
+    try:
+        found = static_findings(prop, parts.rate_plans, parts.channels)
+    except MoneyError:
+        return  # an amount with too many decimals: its own problem says so
+    for f in found.problems:
+        at(f.loc, f.message, key=f.key)
+    for f in found.warnings:
+        line, col = yamlfile.position(tree, f.loc)
+        warnings.append(Problem(path, line, col, f"warning: {f.message}"))
+
+
 # ---- several files ---------------------------------------------------------------
 
 
@@ -424,6 +470,7 @@ class CheckResult:
 
     properties: dict[str, PropertyMapping] = field(default_factory=dict)  # by file
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)  # do not refuse a file; `check` shows them
     texts: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -450,8 +497,9 @@ def check_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None 
                                                        f"({names[name]}); file names must differ"))
             continue
         names[name] = path
-        pm, file_problems, tree = check_file(path, text, capabilities_for)
+        pm, file_problems, file_warnings, tree = check_file_with_warnings(path, text, capabilities_for)
         result.problems.extend(file_problems)
+        result.warnings.extend(file_warnings)
         if pm is None:
             continue
         if pm.code in props:
@@ -474,6 +522,7 @@ def check_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None 
         props[pm.code] = path
         result.properties[path] = pm
     result.problems.sort(key=lambda p: (p.file, p.line, p.col))
+    result.warnings.sort(key=lambda p: (p.file, p.line, p.col))
     return result
 
 

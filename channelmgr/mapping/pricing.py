@@ -10,8 +10,9 @@ Steps, applied in the order written:
 - ``round: 1``          round to the nearest multiple of that amount (whole yuan: 1, tens: 10)
 - ``ending: ".99"``     the nearest price whose decimals are those (".99", ".00", ".90");
                         a price exactly half-way between two goes up
-A step never leaves a price below one minor unit (one fen): a discount chain cannot give a
-room away or go negative; when that floor is hit the caller is told, so a diff can say so.
+``apply_steps`` never leaves a price below one minor unit (one fen). What is sent to an OTA
+is held to the hotel's floors instead (channelmgr.mapping.floors): a price under its floor,
+or zero or below at any step, is not sent at all, and a rule that can go there is refused.
 """
 
 from __future__ import annotations

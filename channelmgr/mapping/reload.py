@@ -5,6 +5,8 @@ here knows the daemon. A reload reads the folder once, checks every file, and th
 
 - refuses the edit: every problem is logged (file:line:col and the sentence `mappings
   check` prints), ``runtime.mappings`` is not touched, the last good version stays in force;
+  besides what `check` finds, an edit whose price rules would hold back prices of the
+  ledger under their floor (channelmgr.mapping.floors) over the horizon is refused too;
 - or puts it in force: works out with `diff_mappings` exactly which channel cells change
   over the sync horizon, swaps the mappings in one assignment, brings the ledger's catalog
   in line, queues exactly those cells per channel (one journal row each) and records the
@@ -32,6 +34,7 @@ import structlog
 from channelmgr.mapping.diff import (
     MappingDiff,
     diff_mappings,
+    floor_check,
     ledger_snapshots,
     today_in,
 )
@@ -135,6 +138,22 @@ class MappingReloader:
             else:
                 diff = await diff_mappings(old, new, ledger_snapshots(ledger), self.today_for, self.diff_days,
                                            self.capabilities_for)
+                # the ledger's prices through the edited price rules: an edit that would hold
+                # prices back under their floor is refused like a broken file
+                floors = await floor_check(old, new, ledger_snapshots(ledger), self.today_for, self.diff_days,
+                                           self.capabilities_for, self.enabled)
+                for w in floors.warnings:
+                    log.warning("mapping warning", problem=str(w), file=w.file, line=w.line, col=w.col,
+                                reason=reason)
+                if not floors.ok:
+                    self._refused = fingerprint(texts)
+                    for p in floors.problems:
+                        log.error("mapping refused; the last good version stays in force", problem=str(p),
+                                  file=p.file, line=p.line, col=p.col, reason=reason)
+                    log.error("mapping edit refused", problems=len(floors.problems), reason=reason,
+                              in_force=current.fingerprint if current else None)
+                    return ReloadResult(False, reason, problems=tuple(floors.problems),
+                                        fingerprint=current.fingerprint if current else None)
         except Exception as e:
             log.error("mapping edit could not be compared with the ledger; not put in force",
                       error=f"{e.__class__.__name__}: {e}", reason=reason)

@@ -91,6 +91,16 @@ class PropertyInfo(_M):
     name: Text
     timezone: str = "Asia/Shanghai"
     currency: str = "CNY"
+    # the lowest price this hotel ever sells a night at, in its currency: a price under it is
+    # never sent, and a price rule that could go under it is refused (docs/mappings.md, Floors)
+    min_price: Num | None = None
+
+    @field_validator("min_price")
+    @classmethod
+    def _min_price(cls, v: Decimal | None) -> Decimal | None:
+        if v is not None and v <= 0:
+            raise ValueError(f"'min_price' is the lowest price ever sold, more than 0, not {v}")
+        return v
 
     @field_validator("timezone")
     @classmethod
@@ -169,9 +179,13 @@ class RatePlan(_M):
     min_days_in_advance: int | None = Field(None, ge=0, le=730)
     min_los: int | None = Field(None, ge=1, le=365)
     max_los: int | None = Field(None, ge=1, le=365)
+    min_price: Num | None = None  # this plan's floor, instead of the property's (docs/mappings.md)
 
     @model_validator(mode="after")
     def _coherent(self) -> RatePlan:
+        if self.min_price is not None and self.min_price <= 0:
+            raise ValueError(f"rate plan {self.code}: 'min_price' is the lowest price ever sold, more than 0, "
+                             f"not {self.min_price}")
         if self.steps and not self.derived_from:
             raise ValueError(f"rate plan {self.code} has price steps but no 'derived_from': steps change "
                              "the price of the plan it is derived from")
