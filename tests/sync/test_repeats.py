@@ -306,3 +306,20 @@ async def test_meituan_refund_naming_only_the_order_id_cancels_the_held_booking(
     assert resp.status == 200 and answer["code"] == 0, answer
     assert (await r.ledger.booking("meituan", oid))["status"] == "cancelled"
     assert await _free(r, nights) == free_before
+
+
+async def test_a_modification_back_to_earlier_content_is_applied_not_taken_for_a_resend(running):
+    """The fingerprint is compared with what was applied last only: A, B, then A again is a
+    real change (Ctrip stamps it with a new LastModifyDateTime) and is applied."""
+    r = running
+    nights = [r.today() + timedelta(days=12 + i) for i in range(4)]
+    oid = await _book(r, "ctrip", nights)
+    first_checkout = (await r.ledger.booking("ctrip", oid))["checkout"]
+    await asyncio.sleep(1.1)  # Ctrip's stamps have whole seconds
+    await r.book("ctrip", action="modify", ota_booking_id=oid, checkout=nights[3].isoformat(), force=True)
+    assert (await _applied(r, "ctrip", oid, 2))["checkout"] == nights[3].isoformat()
+    await asyncio.sleep(1.1)
+    await r.book("ctrip", action="modify", ota_booking_id=oid, checkout=first_checkout, force=True)
+    b = await _applied(r, "ctrip", oid, 3)
+    assert b["checkout"] == first_checkout
+    assert [v["outcome"] for v in b["revisions"]] == ["applied", "applied", "applied"]
