@@ -13,6 +13,7 @@ import base64
 import os
 import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,12 +89,21 @@ SECRET_KEYS = {
     "app_secret", "session", "sign", "api_key", "client_secret", "key",
 }
 
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# Every pattern here runs in time linear in its input (issue 10: the old e-mail pattern
+# backtracked quadratically, 22 s on 100,000 letters). The rules that keep it so:
+# - a local part starts only where a run of local-part characters starts (the lookbehind)
+#   and is taken possessively, so each character is read by one attempt only;
+# - domain labels are possessive, so backtracking moves by whole labels, never inside one;
+# - phone and ID patterns have bounded lengths.
+# tests/test_security.py checks 1 MB adversarial inputs for each pattern.
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*+@"
+                    r"((?:[A-Za-z0-9\-]++\.)+[A-Za-z]{2,24}+)(?![A-Za-z0-9\-])")
 # international numbers (+CC ...) and mainland mobiles (1[3-9] and 9 digits); dates and
 # booking ids are left alone so operators can still read the logs
-_PHONE = re.compile(r"(?<![\w.])(\+\d[\d \-]{6,}\d|1[3-9]\d{9})(?![\w.])")
+_PHONE = re.compile(r"(?<![\w.])(\+\d[\d \-]{6,24}\d|1[3-9]\d{9})(?![\w.])")
 # PRC resident ID (18 chars)
 _PRC_ID = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
+_NON_DIGIT = re.compile(r"\D")
 
 
 def mask_name(name: str) -> str:
@@ -112,12 +122,121 @@ def mask_text(s: str) -> str:
     s = _PRC_ID.sub(lambda m: f"{m.group(1)}********{m.group(2)[-1]}", s)
 
     def phone(m: re.Match) -> str:
-        digits = re.sub(r"\D", "", m.group(1))
+        digits = _NON_DIGIT.sub("", m.group(1))
         if len(digits) < 7:
             return m.group(0)
         return "*" * (len(digits) - 4) + digits[-4:]
 
     return _PHONE.sub(phone, s)
+
+
+# ---- masking stored bodies by field (names, free-text requests) ------------------------
+# mask_text finds what has a shape (e-mails, phones, IDs); a name or a special request has
+# none, so it is masked where the format says it is: each adapter names its own fields
+# (XML elements, JSON keys, form fields) in a GuestFields. Each pass is one linear scan.
+
+
+@dataclass(frozen=True)
+class GuestFields:
+    """Where one OTA's messages carry guest data that mask_text cannot recognise."""
+
+    xml_names: frozenset[str] = frozenset()  # elements whose text is a person's name
+    xml_texts: frozenset[str] = frozenset()  # elements whose whole content is free text
+    json_names: frozenset[str] = frozenset()  # keys whose string (or list of strings) is a name
+    json_texts: frozenset[str] = frozenset()  # keys whose string is free text
+    form_names: frozenset[str] = frozenset()
+    form_texts: frozenset[str] = frozenset()
+
+
+def fields(*, xml_names=(), xml_texts=(), json_names=(), json_texts=(), form_names=(),
+           form_texts=()) -> GuestFields:
+    return GuestFields(frozenset(xml_names), frozenset(xml_texts), frozenset(json_names), frozenset(json_texts),
+                       frozenset(form_names), frozenset(form_texts))
+
+
+_XML_TAG = re.compile(r"<(/?)(?:[A-Za-z_][\w.\-]*+:)?+([A-Za-z_][\w.\-]*+)[^<>]*+>")
+_JSON_STR = r'"(?:[^"\\]|\\.)*+"'
+_JSON_FIELD = re.compile(r'"([A-Za-z_][\w\-]{0,63}+)"\s*+:\s*+(' + _JSON_STR + r"|\[\s*+(?:" + _JSON_STR
+                         + r"\s*+,?+\s*+)*+\])")
+_JSON_STR_RE = re.compile(_JSON_STR)
+_FORM_FIELD = re.compile(r"(?<![^&?\s])([A-Za-z_][\w.\-]{0,63}+)=([^&\s]*+)")
+
+
+def _mask_name_token(value: str) -> str:
+    return mask_name(value.strip()) if value.strip() else value
+
+
+def _mask_xml(s: str, f: GuestFields) -> str:
+    out: list[str] = []
+    pos = 0
+    free = 0  # depth inside free-text elements
+    name: str | None = None  # the name element whose text comes next
+    for m in _XML_TAG.finditer(s):
+        between = s[pos:m.start()]
+        if between.strip():
+            if free:
+                between = "***"
+            elif name is not None:
+                between = _mask_name_token(between)
+        out.append(between)
+        out.append(m.group(0))
+        pos = m.end()
+        closing, tag = m.group(1) == "/", m.group(2)
+        self_closing = m.group(0).endswith("/>") or m.group(0).startswith(("<?", "<!"))
+        if tag in f.xml_texts and not self_closing:
+            free = max(0, free - 1) if closing else free + 1
+        name = tag if (tag in f.xml_names and not closing and not self_closing) else None
+    tail = s[pos:]
+    if tail.strip() and (free or name is not None):  # cut off inside a guest field
+        tail = "***" if free else _mask_name_token(tail)
+    out.append(tail)
+    return "".join(out)
+
+
+def _mask_json(s: str, f: GuestFields) -> str:
+    def sub(m: re.Match) -> str:
+        key, value = m.group(1), m.group(2)
+        if key in f.json_texts:
+            return f'"{key}": ' + _JSON_STR_RE.sub('"***"', value)
+        if key in f.json_names:
+            return f'"{key}": ' + _JSON_STR_RE.sub(lambda v: '"' + _mask_name_token(v.group(0)[1:-1]) + '"', value)
+        return m.group(0)
+
+    return _JSON_FIELD.sub(sub, s)
+
+
+def _mask_form(s: str, f: GuestFields) -> str:
+    def sub(m: re.Match) -> str:
+        key, value = m.group(1), m.group(2)
+        if key in f.form_texts and value:
+            return f"{key}=***"
+        if key in f.form_names and value:
+            from urllib.parse import quote_plus, unquote_plus
+
+            return f"{key}=" + quote_plus(_mask_name_token(unquote_plus(value)), safe="*")
+        return m.group(0)
+
+    return _FORM_FIELD.sub(sub, s)
+
+
+def mask_body(s: str, f: GuestFields | None = None) -> str:
+    """A message body for the sync log: e-mails, phones and IDs masked wherever they are,
+    names and free text masked in the fields the OTA's format puts them in. Linear time."""
+    if f is not None:
+        if (f.xml_names or f.xml_texts) and "<" in s:
+            s = _mask_xml(s, f)
+        if (f.json_names or f.json_texts) and '"' in s:
+            s = _mask_json(s, f)
+        if (f.form_names or f.form_texts) and "=" in s:
+            s = _mask_form(s, f)
+    return mask_text(s)
+
+
+# the union of the four adapters' fields: for callers that do not know the channel
+OPENTRAVEL_FIELDS = fields(
+    xml_names=("GivenName", "MiddleName", "Surname", "NamePrefix", "NameSuffix", "NameTitle", "PersonName"),
+    xml_texts=("SpecialRequest", "SpecialRequests", "Comment", "Comments", "AddressLine", "Reasons"),
+)
 
 
 def mask_value(key: str, value: Any) -> Any:

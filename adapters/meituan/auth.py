@@ -6,7 +6,19 @@
     PartnerId: <partner id>
     Authorization: MWS <appKey>:<base64(hmac_sha1(appSecret, "<METHOD> <path>\\n<Date>"))>
 
-and checks the same on the notices Meituan sends us. :class:`ParamsSigner` is the
+and checks the same on the notices Meituan sends us.
+
+What the signature covers (the protocol note, /work/shared/protocols/meituan.md): the
+method, the path and the ``Date`` header, nothing else; not the body, not the query. So
+whoever sees one signed notice can send any body under its headers while its Date is
+within the skew (5 minutes). :class:`ReplayCache` closes that: a (appKey, Date, signature)
+is accepted for one body only, for as long as its Date is acceptable. The same body again
+is a redelivery of the same notice (idempotent, accepted); another body under the same
+headers is refused. A consequence of the protocol, not of the cache: two different notices
+to the same path within the same second carry the same headers, so the second is refused
+and Meituan (which delivers again until it hears code 0) delivers it again a moment later.
+The details beyond the note (header names, PartnerId check, the skew, the answer codes)
+are modelled on the public Meituan open platforms, not taken from a contract. :class:`ParamsSigner` is the
 hotel-distribution API's variant (sorted ``k=v&k=v`` parameters with ``nonce`` and a
 10-digit ``timestamp``, HMAC-SHA1, Base64), for a partner whose contract names it
 (``options.signer: params``); the sandbox speaks MWS only.
@@ -22,6 +34,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
@@ -62,6 +75,37 @@ def mws_signature(secret: str, method: str, path: str, date_header: str) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+class ReplayCache:
+    """Signed headers seen within the skew window, each bound to the body first sent with it.
+
+    Bounded: at most ``max_entries`` (the oldest go first; only notices whose signature
+    checked out are entered, so an outsider cannot fill it); an entry lapses when its Date
+    leaves the skew window, after which the Date check refuses the headers anyway."""
+
+    def __init__(self, window_seconds: float, max_entries: int = 100_000):
+        self.window = window_seconds
+        self.max_entries = max_entries
+        self._seen: OrderedDict[tuple[str, str, str], tuple[float, str]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def use(self, key: tuple[str, str, str], body: bytes, sent: float, now: float) -> str | None:
+        """None when this use is allowed (first, or the same body again), else why not."""
+        while self._seen:
+            first_key, (expires, _) = next(iter(self._seen.items()))
+            if expires > now and len(self._seen) < self.max_entries:
+                break
+            self._seen.pop(first_key)
+        digest = hashlib.sha256(body).hexdigest()
+        held = self._seen.get(key)
+        if held is not None:
+            return None if hmac.compare_digest(held[1], digest) else (
+                "this signature was already used for another notice (a replay; sign each notice afresh)")
+        self._seen[key] = (sent + self.window + 1.0, digest)
+        return None
+
+
 class MwsSigner:
     kind = "mws"
 
@@ -70,6 +114,7 @@ class MwsSigner:
         self.credentials = credentials
         self.clock = clock
         self.skew_seconds = skew_seconds
+        self.replays = ReplayCache(skew_seconds)
 
     def sign(self, method: str, path: str, body: bytes) -> Signed:
         partner, key, secret = _need(self.credentials, "username", "key", "secret")
@@ -100,7 +145,7 @@ class MwsSigner:
             return "the appKey is not ours"
         for path in paths:
             if hmac.compare_digest(got_sig.encode(), mws_signature(secret, method, path, date_header).encode()):
-                return None
+                return self.replays.use((got_key, date_header, got_sig), body, sent, self.clock())
         return "the signature does not match"
 
 
