@@ -139,7 +139,8 @@ class Daemon:
         self.process = ProcessRegistry(self.rt.db, self.run_id)
         await self.process.start()
         self.receiver = Receiver(self.rt.ledger, lambda: self.mappings, on_committed=self.wake_all,
-                                 max_stay_nights={n: c.max_stay_nights for n, c in cfg.channels.items()})
+                                 max_stay_nights={n: c.max_stay_nights for n, c in cfg.channels.items()},
+                                 booking_id_hint=self._booking_id_hint)
         await self._start_http()
         await self._start_channels()
         await self._release_previous_claims()
@@ -169,6 +170,12 @@ class Daemon:
             for name, text in version["files"].items():
                 (Path(tmp) / name).write_text(text, encoding="utf-8")
             return load_mappings(tmp)
+
+    def _booking_id_hint(self, channel: str, raw: bytes) -> str | None:
+        """The OTA's booking id in a message its adapter cannot read whole (best effort)."""
+        chrt = self.channels.get(channel)
+        hint = getattr(chrt.adapter, "booking_id_hint", None) if chrt else None
+        return hint(raw) if hint else None
 
     def _hotel_to_property(self, channel: str, hotel: str) -> str | None:
         pm = self.mappings.by_hotel(channel, hotel) if self.mappings else None

@@ -273,7 +273,9 @@ async def cmd_conflicts(args: argparse.Namespace) -> int:
     finally:
         await db.dispose()
     out = [{"id": r.id, "at": str(r.at), "kind": r.kind, "property": r.property, "channel": r.channel,
-            "summary": r.summary, "status": r.status, "detail": r.detail} for r in reversed(rows)]
+            "summary": r.summary, "status": r.status, "detail": r.detail,
+            "resolved_at": str(r.resolved_at) if r.resolved_at else None, "resolved_by": r.resolved_by,
+            "resolution": r.resolution} for r in reversed(rows)]
     if args.json:
         print(json.dumps(out, ensure_ascii=False, indent=2, default=str))
     else:
@@ -281,5 +283,6 @@ async def cmd_conflicts(args: argparse.Namespace) -> int:
             print("no open conflicts")
         for c in out:
             print(f"#{c['id']:<5} {c['at'][:19]}  {c['kind']:<18} {c['property'] or '-':<10} "
-                  f"{c['channel'] or '-':<8} {c['summary']}")
+                  f"{c['channel'] or '-':<8} {c['summary']}"
+                  + (f"  [{c['status']} by {c['resolved_by'] or '?'}: {c['resolution']}]" if c["status"] != "open" else ""))
     return 0

@@ -193,3 +193,20 @@ class CtripAdapter(ChannelAdapter):
         from adapters.ctrip.inbound import routes
 
         return routes(self, receiver)
+
+    @staticmethod
+    def booking_id_hint(raw: bytes) -> str | None:
+        """Ctrip's order id in a message that cannot be read whole, best effort: a
+        ``HotelReservationID ResID_Type="501"`` or a ``UniqueID Type="14"/"501"``. In a
+        truncated OTA_HotelResRQ the id (in ResGlobalInfo, at the end) is usually gone:
+        then there is none and the conflict stays open for a person."""
+        import re
+
+        for pattern in (rb'<(?:\w{1,16}:)?HotelReservationID\b[^>]{0,400}?ResID_Value="([^"<>]{1,64})"',
+                        rb'<(?:\w{1,16}:)?UniqueID\b[^>]{0,200}?Type="(?:14|501)"[^>]{0,200}?ID="([^"<>]{1,64})"'):
+            for found in re.finditer(pattern, raw[:65536]):
+                tag = found.group(0)
+                if b"HotelReservationID" in tag and b'ResID_Type="501"' not in tag:
+                    continue
+                return found.group(1).decode("utf-8", "replace")
+        return None

@@ -235,6 +235,17 @@ class MeituanAdapter(ChannelAdapter):
 
         return routes(self, receiver)
 
+    @staticmethod
+    def booking_id_hint(raw: bytes) -> str | None:
+        """Meituan's order id in a notice that cannot be read whole (truncated, not JSON),
+        best effort: the first ``"orderId"`` near the start (it comes first in the order
+        body). The engine uses it only to close the message's conflict by itself when the
+        same order later arrives intact."""
+        import re
+
+        found = re.search(rb'"orderId"\s{0,8}:\s{0,8}"?([A-Za-z0-9_.:-]{1,64})', raw[:65536])
+        return found.group(1).decode("ascii") if found else None
+
     async def _query_orders(self, body: dict[str, Any], hotel: str) -> list[dict[str, Any]]:
         def interpret(reply: Reply) -> list[dict[str, Any]]:
             try:

@@ -705,6 +705,25 @@ class Ledger:
                 stmt = stmt.where(m.inbox.c.status != "applied")
             await conn.execute(stmt.values(
                 status=status, processed_at=now, error=None, ota_booking_id=b.ota_booking_id, revision=b.revision))
+        await Ledger._close_superseded_failures(conn, b, now)
+
+    @staticmethod
+    async def _close_superseded_failures(conn: AsyncConnection, b: IncomingBooking, now: datetime) -> int:
+        """The booking arrived intact: open malformed-message conflicts of earlier messages of
+        the same booking (channel + OTA id, read from the broken message) are resolved by the
+        system, with the reason. One whose message had no readable booking id stays open."""
+        failed = select(m.inbox.c.id).where(
+            m.inbox.c.channel == b.channel, m.inbox.c.ota_booking_id == b.ota_booking_id,
+            m.inbox.c.status == "failed")
+        if b.inbox_id is not None:
+            failed = failed.where(m.inbox.c.id != b.inbox_id)
+        where = f"inbox #{b.inbox_id}" if b.inbox_id is not None else "the ledger"
+        res = await conn.execute(update(m.conflicts).where(
+            m.conflicts.c.kind == "malformed_message", m.conflicts.c.status == "open",
+            m.conflicts.c.inbox_id.in_(failed)).values(
+            status="resolved", resolved_at=now, resolved_by="system",
+            resolution=f"the same booking arrived intact in {where}"))
+        return res.rowcount or 0
 
     # ---- the inbox: every OTA message, stored before anything is done with it ---------
     async def store_inbox(self, channel: str, raw: bytes, kind: str) -> tuple[int, str | None]:

@@ -9,6 +9,7 @@ read stays in the inbox with its reason and is raised to operators; the OTA hear
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Mapping, Sequence
@@ -31,6 +32,7 @@ PAST_DAYS_CHANGE = 400  # a modification of a stay in progress (or long over) ma
 MAX_AHEAD_DAYS = 2 * 366  # no OTA sells further ahead than this
 MAX_BOOKING_NIGHTS = 3_000  # room stays x nights in one message
 MAX_ROOMS_PER_STAY = 500
+RAW_KEPT = 64 * 1024  # of a stored message, kept (head and tail) for the booking id hint
 
 
 class ImpossibleStay(Exception):
@@ -44,20 +46,43 @@ class Receiver:
     def __init__(self, ledger: Ledger, mappings: Callable[[], MappingSet | None],
                  on_committed: Callable[[str], None] | None = None,
                  capabilities: Callable[[str], object] | None = None,
-                 max_stay_nights: Mapping[str, int] | None = None):
+                 max_stay_nights: Mapping[str, int] | None = None,
+                 booking_id_hint: Callable[[str, bytes], str | None] | None = None):
         self.ledger = ledger
         self.mappings = mappings
         self.on_committed = on_committed or (lambda channel: None)
         self.capabilities = capabilities
         self.max_stay_nights = dict(max_stay_nights or {})
+        # the OTA's booking id read, best effort, from a message that cannot be read whole
+        # (the adapter's booking_id_hint): the same booking arriving intact later closes
+        # the conflict by itself
+        self.booking_id_hint = booking_id_hint
+        self._recent_raw: collections.OrderedDict[int, tuple[str, bytes]] = collections.OrderedDict()
 
     # ---- BookingReceiver ------------------------------------------------------------
     async def store(self, channel: str, raw: bytes, kind: str) -> int:
         inbox_id, _ = await self.ledger.store_inbox(channel, raw, kind)
+        if self.booking_id_hint is not None:  # kept a moment, for reject's hint (bounded)
+            keep = raw if len(raw) <= 2 * RAW_KEPT else raw[:RAW_KEPT] + raw[-RAW_KEPT:]
+            self._recent_raw[inbox_id] = (channel, keep)
+            while len(self._recent_raw) > 32:
+                self._recent_raw.popitem(last=False)
         return inbox_id
 
-    async def reject(self, inbox_id: int, reason: str) -> None:
-        first = await self.ledger.reject_inbox(inbox_id, reason)
+    def _hinted_booking_id(self, inbox_id: int) -> str | None:
+        kept = self._recent_raw.pop(inbox_id, None)
+        if kept is None or self.booking_id_hint is None:
+            return None
+        try:
+            oid = self.booking_id_hint(*kept)
+        except Exception as e:  # noqa: BLE001 - a hint, never a reason to fail
+            log.warning("booking id hint failed", inbox_id=inbox_id, error=f"{e.__class__.__name__}: {e}"[:200])
+            return None
+        return oid.strip()[:128] if isinstance(oid, str) and oid.strip() else None
+
+    async def reject(self, inbox_id: int, reason: str, ota_booking_id: str | None = None) -> None:
+        ota_booking_id = ota_booking_id or self._hinted_booking_id(inbox_id)
+        first = await self.ledger.reject_inbox(inbox_id, reason, ota_booking_id=ota_booking_id)
         if first:
             log.error("unreadable OTA message kept in the inbox", inbox_id=inbox_id, reason=reason[:300])
 
