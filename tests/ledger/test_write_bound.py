@@ -118,3 +118,44 @@ async def test_the_guard_measures_a_write_that_holds_the_lock_too_long(db):
     await db.write(slow)
     assert db.slow_writes == before + 1
     assert db.slowest_write[0] >= 1.2 and "slow" in db.slowest_write[1]
+
+
+async def test_a_ctrip_push_with_a_mutated_check_in_year_gets_a_well_formed_answer_and_is_kept(run):
+    """Over real HTTP: Ctrip's own message for a real booking, its check-in year mutated to 1026."""
+    from lxml import etree
+
+    from adapters.base.sandbox import BookingEvent, SandboxBooking
+
+    d = run.d
+    sandbox = d.channels["ctrip"].sandbox
+    room, rate = run.codes("ctrip", "DK", "BAR-DK")
+    ci, co = run.today() + timedelta(days=26), run.today() + timedelta(days=27)
+    data = {"hotel": run.hotel("ctrip"), "room": room, "rate": rate, "checkin": ci.isoformat(),
+            "checkout": co.isoformat(), "rooms": 1, "amount_minor": 88800, "currency": "CNY",
+            "guest": {"name": "张三"}}
+    booking = SandboxBooking("CT-MUTATED-1", data)
+    booking.events.append(BookingEvent(1, "new", dict(data), datetime.now(timezone.utc)))
+    body = etree.tostring(sandbox.booking_message(booking, booking.events[0]), xml_declaration=True,
+                          encoding="UTF-8")
+    hostile = body.replace(f'Start="{ci.isoformat()}"'.encode(), f'Start="1026-{ci.isoformat()[5:]}"'.encode())
+    assert hostile != body
+    d.rt.db.slowest_write = (0.0, "")
+    started = time.monotonic()
+    async with run.http.post(f"{d.base_url}/inbound/ctrip", data=hostile,
+                             headers={"Content-Type": "text/xml; charset=utf-8"}) as resp:
+        answer = await resp.read()
+    assert time.monotonic() - started < 5
+    assert resp.status < 500
+    doc = etree.fromstring(answer)  # a well-formed OpenTravel answer
+    assert doc.find("{http://www.opentravel.org/OTA/2003/05}Errors") is not None, answer[:300]
+    assert d.rt.db.slowest_write[0] < BOUND, d.rt.db.slowest_write
+
+    async def q(conn):
+        ib = (await conn.execute(select(m.inbox).where(m.inbox.c.ota_booking_id == "CT-MUTATED-1"))).all()
+        cs = (await conn.execute(select(m.conflicts).where(m.conflicts.c.kind == "impossible_stay"))).all()
+        return ib, cs
+
+    ib, cs = await d.rt.db.read(q)
+    assert [r.status for r in ib] == ["failed"] and "impossible stay" in ib[0].error
+    assert len(cs) == 1 and cs[0].inbox_id == ib[0].id and cs[0].status == "open"
+    assert await d.rt.ledger.booking("ctrip", "CT-MUTATED-1") is None
