@@ -144,6 +144,7 @@ class Daemon:
         await self._start_http()
         await self._start_channels()
         await self._release_previous_claims()
+        await self._reprocess_received()
         self._start_workers()
         self._start_scheduler()
         await self._start_reloader()
@@ -198,7 +199,8 @@ class Daemon:
                                               self.config.sync.breaker_reset_seconds))
             routes = adapter.inbound_routes(self.receiver)
             if routes:
-                sub = web.Application(client_max_size=32 * 1024 ** 2)
+                # the handlers read their bodies with their own (smaller) caps; this is the backstop
+                sub = web.Application(client_max_size=1024 ** 2, middlewares=[_never_500])
                 sub.add_routes(routes)
                 app.add_subapp(f"/inbound/{name}/", sub)
         self.http = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -227,6 +229,42 @@ class Daemon:
             chrt.adapter.settings.endpoint = endpoint
             chrt.adapter.settings.credentials.update(creds)
             await self.synclog.set_status(name, breaker=chrt.breaker.state)
+
+    async def _reprocess_received(self) -> None:
+        """Messages stored just before a crash (left ``received``) are read and applied now,
+        or failed with the reason. Pushed ones are read by their adapter (``read_stored``);
+        pulled ones are left to the next pull (the OTA offers them until acknowledged, and the
+        same bytes find the same inbox row)."""
+        from sqlalchemy import select
+
+        from channelmgr.ledger import models as m
+
+        async def q(conn):
+            return (await conn.execute(select(m.inbox.c.id, m.inbox.c.channel, m.inbox.c.kind, m.inbox.c.body_ct)
+                                       .where(m.inbox.c.status == "received").order_by(m.inbox.c.id))).all()
+
+        rows = await self.rt.db.read(q)
+        done = 0
+        for row in rows:
+            chrt = self.channels.get(row.channel)
+            reader = getattr(chrt.adapter, "read_stored", None) if chrt else None
+            if reader is None:
+                continue
+            try:
+                raw = self.rt.ledger.cipher.decrypt_bytes(row.body_ct) or b""
+                rev = await asyncio.to_thread(reader, raw, row.kind)
+            except Exception as e:
+                why = str(e) if e.__class__.__name__ == "ParseError" else f"{e.__class__.__name__}: {e}"
+                await self.receiver.fail_stored(row.id, f"{row.channel} message re-read at start-up: {why}")
+                continue
+            try:
+                await self.receiver.apply(row.id, rev)
+                done += 1
+            except Exception as e:  # apply has marked it failed with the reason
+                log.warning("a stored message could not be applied at start-up", inbox_id=row.id,
+                            channel=row.channel, error=f"{e.__class__.__name__}: {e}"[:300])
+        if rows:
+            log.info("messages left received by a previous run re-processed", found=len(rows), applied=done)
 
     async def _release_previous_claims(self) -> None:
         """SQLite serves one daemon: pushes claimed by a previous (crashed) run go back at once.
@@ -424,7 +462,11 @@ class Daemon:
         from channelmgr.ops import status
 
         disabled = [n for n, c in self.config.channels.items() if not c.enabled]
-        return web.json_response(await status(self.rt.db, list(self.channels), disabled), dumps=_dumps)
+        out = await status(self.rt.db, list(self.channels), disabled)
+        # inbound calls refused before storing (not the OTA's, unreadable, too large, replayed)
+        out["inbound_refused"] = {n: c.adapter.http.refused.snapshot() for n, c in self.channels.items()
+                                  if getattr(getattr(c.adapter, "http", None), "refused", None) is not None}
+        return web.json_response(out, dumps=_dumps)
 
     # ---- stop ---------------------------------------------------------------------
     async def stop(self, reason: str = "stop") -> None:
@@ -462,6 +504,19 @@ class Daemon:
     async def serve_forever(self) -> None:
         await self.start()
         await self._done.wait()
+
+
+@web.middleware
+async def _never_500(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+    """An OTA's call that fails in a way its handler did not foresee is answered 503 (deliver
+    again later), never 500 with a traceback; the handlers mark stored messages failed."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("inbound call failed", path=request.path)
+        return web.Response(status=503, text="system error, deliver again later")
 
 
 def _dumps(obj: Any) -> str:

@@ -33,6 +33,9 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
+STUCK_SECONDS = 60
+
+
 async def status(db: Database, channels: list[str] | None = None,
                  disabled: list[str] | None = None) -> dict[str, Any]:
     """Per channel health; ``disabled`` channels (``enabled: false``) are shown as such."""
@@ -46,6 +49,11 @@ async def status(db: Database, channels: list[str] | None = None,
             m.outbox.c.status.in_(("pending", "claimed"))).group_by(m.outbox.c.channel))).all())
         failed_inbox = (await conn.execute(select(func.count()).select_from(m.inbox).where(
             m.inbox.c.status == "failed"))).scalar()
+        # stored but neither applied nor failed for over a minute: a crash between the two
+        # (re-processed at the next start) or a handler still stuck
+        stuck_inbox = (await conn.execute(select(func.count()).select_from(m.inbox).where(
+            m.inbox.c.status == "received",
+            m.inbox.c.received_at < datetime.now(timezone.utc) - timedelta(seconds=STUCK_SECONDS)))).scalar()
         open_conflicts = dict((await conn.execute(select(m.conflicts.c.kind, func.count()).where(
             m.conflicts.c.status == "open").group_by(m.conflicts.c.kind))).all())
         names = sorted(set(channels or []) | set(disabled or []) | set(st) | set(depth) | set(dead))
@@ -63,7 +71,8 @@ async def status(db: Database, channels: list[str] | None = None,
                 "oldest_pending_at": _iso(_aware(oldest.get(name))),
                 "dead_letters": dead.get(name, 0),
             })
-        return {"channels": out, "inbox_failed": failed_inbox, "conflicts_open": open_conflicts}
+        return {"channels": out, "inbox_failed": failed_inbox, "inbox_stuck": stuck_inbox,
+                "conflicts_open": open_conflicts}
 
     return await db.read(q)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Awaitable, Callable, Mapping, TypeVar
@@ -26,8 +27,11 @@ from adapters.base.errors import (
     RetriableError,
 )
 
+from channelmgr.security import GuestFields, mask_body
+
 T = TypeVar("T")
 LOG_BODY_LIMIT = 8192
+REDACT_MARGIN = 512
 
 
 @dataclass
@@ -82,13 +86,73 @@ def classify_status(reply: Reply, *, text: str | None = None, code: str | None =
     raise FatalError(text, **kw)
 
 
+# ---- inbound: bounded reading, and what is refused before it is stored ------------------
+
+# An OTA booking message is kilobytes; 256 KB leaves room for a large group booking.
+INBOUND_MAX_BYTES = 256 * 1024
+REFUSED_SAMPLES = 20
+REFUSED_SAMPLE_CHARS = 2048
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, size: int, limit: int):
+        super().__init__(f"the body is more than {limit} bytes" + (f" ({size})" if size > limit else ""))
+        self.size, self.limit = size, limit
+
+
+async def read_body(request: Any, limit: int = INBOUND_MAX_BYTES) -> bytes:
+    """An inbound request's body, read with a cap: BodyTooLarge as soon as more than
+    ``limit`` bytes are declared (Content-Length) or have arrived, never after reading all."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise BodyTooLarge(declared, limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(65536)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Refusals:
+    """Inbound calls refused before anything was stored (not the OTA's, unreadable, too
+    large, replayed): counted by reason, with the last few kept (cut to 2 KB, masked) for
+    operators. In memory: the daemon shows it on /api/status; each is also a sync-log row."""
+
+    def __init__(self, keep: int = REFUSED_SAMPLES):
+        self.total = 0
+        self.by_reason: dict[str, int] = {}
+        self.samples: deque[dict[str, Any]] = deque(maxlen=keep)
+
+    def note(self, reason: str, *, detail: str | None = None, sample: str | None = None,
+             operation: str | None = None, peer: str | None = None) -> None:
+        self.total += 1
+        self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+        from datetime import datetime, timezone
+
+        self.samples.append({"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "reason": reason,
+                             "detail": (detail or "")[:300] or None, "operation": operation, "peer": peer,
+                             "sample": sample})
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"total": self.total, "by_reason": dict(self.by_reason), "last": list(self.samples)}
+
+
 class HttpClient:
     def __init__(self, settings: ChannelSettings, observer: ExchangeObserver | None,
-                 redact: Callable[[str], str] | None = None):
+                 redact: Callable[[str], str] | None = None, guest_fields: GuestFields | None = None):
         self.settings = settings
         self.observer = observer
         self._session: aiohttp.ClientSession | None = None
         self._extra_redact = redact
+        # where this OTA's messages carry names and free text (the adapter knows its format)
+        self.guest_fields = guest_fields
+        self.refused = Refusals()
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -104,23 +168,34 @@ class HttpClient:
             return path
         return self.settings.endpoint.rstrip("/") + "/" + path.lstrip("/")
 
-    def redact(self, text: str | bytes | None) -> str | None:
-        """Credentials out, guest data masked, size bounded: safe for the sync log."""
+    def redact(self, text: str | bytes | None, limit: int = LOG_BODY_LIMIT) -> str | None:
+        """Credentials out, guest data masked, size bounded: safe for the sync log.
+
+        The body is cut first and only the cut is read (the part kept plus a margin, so a
+        secret, an e-mail or a name element across the cut is still recognised whole): the
+        cost is bounded by ``limit`` whatever the size of the body, a few milliseconds at
+        most, so it may run in the event loop.
+        """
         if text is None:
             return None
-        if isinstance(text, bytes):
-            text = text.decode("utf-8", errors="replace")
+        total = len(text)
+        window = text[:limit + REDACT_MARGIN]
+        if isinstance(window, bytes):
+            window = window.decode("utf-8", errors="replace")
         for secret in self.settings.credentials.values():
             if secret and len(secret) >= 4:
-                text = text.replace(secret, "***")
+                window = window.replace(secret, "***")
         if self._extra_redact:
-            text = self._extra_redact(text)
-        from channelmgr.security import mask_text
+            window = self._extra_redact(window)
+        window = mask_body(window, self.guest_fields)
+        if total > limit or len(window) > limit:
+            unit = "bytes" if isinstance(text, bytes) else "characters"
+            window = window[:limit] + f"... [{total} {unit} in all]"
+        return window
 
-        text = mask_text(text)
-        if len(text) > LOG_BODY_LIMIT:
-            text = text[:LOG_BODY_LIMIT] + f"... [{len(text) - LOG_BODY_LIMIT} more characters]"
-        return text
+    def sample(self, raw: bytes | None) -> str | None:
+        """What is kept of a refused (unauthenticated) body: its first 2 KB, masked."""
+        return self.redact(raw, limit=REFUSED_SAMPLE_CHARS) if raw else None
 
     async def report(self, exchange: Exchange) -> None:
         if self.observer is None:

@@ -35,12 +35,18 @@ from adapters.base.errors import (
     RetriableError,
 )
 from adapters.base.http import HttpClient, Reply, classify_status
+from channelmgr.security import fields as guest_fields
 from adapters.booking import codec
 from adapters.booking.auth import make_auth
 from adapters.booking.codec import AckRef, Built, Options
 
 Rejections = dict[int, tuple[str | None, str, bool]]  # item index -> (code, text, retriable)
 
+
+# where Booking.com's OTA-XML carries names and free text (masked in the sync log)
+GUEST_FIELDS = guest_fields(
+    xml_names=("GivenName", "MiddleName", "Surname", "NamePrefix", "NameSuffix", "NameTitle", "PersonName"),
+    xml_texts=("SpecialRequest", "SpecialRequests", "Comment", "Comments", "AddressLine"))
 
 class BookingAdapter(ChannelAdapter):
     """Booking.com (OTA_HotelAvailNotif, OTA_HotelRateAmountNotif, OTA_HotelResNotif, B.XML).
@@ -96,7 +102,7 @@ class BookingAdapter(ChannelAdapter):
         super().__init__(settings, observer)
         self.opts = Options.from_settings(settings.options)
         self.auth = make_auth(self.opts.auth, settings.credentials, self.opts.tokens_per_hour)
-        self.http = HttpClient(settings, observer, redact=self._redact)
+        self.http = HttpClient(settings, observer, redact=self._redact, guest_fields=GUEST_FIELDS)
 
     @classmethod
     def sandbox_credentials(cls) -> dict[str, str]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from adapters.base.contract import (
     AriUpdate,
     BookingReceiver,
+    BookingRevision,
     Capabilities,
     ChannelAdapter,
     ChannelSettings,
@@ -24,6 +25,7 @@ from adapters.base.contract import (
 )
 from adapters.base.errors import AuthError, FatalError, ParseError, RetriableError
 from adapters.base.http import HttpClient, Reply, classify_status
+from channelmgr.security import fields as guest_fields
 from adapters.ctrip import codec
 from adapters.ctrip.auth import requestor
 from adapters.ctrip.codec import Built, Options
@@ -33,6 +35,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Rejections = dict[int, tuple[str | None, str, bool]]  # item index -> (code, text, retriable)
 
+
+# where Ctrip's OTA-XML carries names and free text (masked in the sync log)
+GUEST_FIELDS = guest_fields(
+    xml_names=("GivenName", "MiddleName", "Surname", "NamePrefix", "NameSuffix", "NameTitle", "PersonName"),
+    xml_texts=("SpecialRequest", "SpecialRequests", "Comment", "Comments", "AddressLine", "Reasons"))
 
 class CtripAdapter(ChannelAdapter):
     """Ctrip / Trip.com hotel direct connect (OTA_HotelAvailNotif, OTA_HotelRateAmountNotif,
@@ -81,7 +88,7 @@ class CtripAdapter(ChannelAdapter):
     def __init__(self, settings: ChannelSettings, observer: ExchangeObserver | None = None):
         super().__init__(settings, observer)
         self.opts = Options.from_settings(settings.options)
-        self.http = HttpClient(settings, observer, redact=codec.redact)
+        self.http = HttpClient(settings, observer, redact=codec.redact, guest_fields=GUEST_FIELDS)
 
     @classmethod
     def sandbox_credentials(cls) -> dict[str, str]:
@@ -210,3 +217,9 @@ class CtripAdapter(ChannelAdapter):
                     continue
                 return found.group(1).decode("utf-8", "replace")
         return None
+
+    def read_stored(self, raw: bytes, kind: str) -> BookingRevision:
+        """A pushed message kept in the inbox, read again (start-up re-processing)."""
+        from adapters.ctrip.inbound import read_stored
+
+        return read_stored(self, raw, kind)

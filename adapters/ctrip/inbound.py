@@ -11,9 +11,9 @@ what it is:
   2. ``receiver.store`` the raw bytes (the inbox) before anything else;
   3. a message naming the booking by Ctrip's id but not the hotel is applied to the
      booking held under that id (``receiver.hotel_of``); without one it is rejected (450);
-     an unreadable message (not XML, refused DOCTYPE, fields missing) is
-     ``receiver.reject``-ed with the reason and answered ``Error Code="450"``, so Ctrip
-     keeps it and delivers it again later;
+     a stored message that cannot be read (fields missing, or any other failure reading
+     it) is ``receiver.reject``-ed with the reason and answered ``Error Code="450"``, so
+     Ctrip keeps it and delivers it again later;
   4. ``receiver.apply`` the revision, and only then answer Success with
      ``ResStatus`` S (C for a cancellation) and ids 501 (Ctrip's) / 502 (ours); a repeat is
      answered the same way plus ``Warning Type="3" Code="127"``. If applying fails (our
@@ -21,11 +21,16 @@ what it is:
 - ``OTA_ReadRQ``: the order's status from ``receiver.lookup``.
 - ``OTA_HotelAvailRQ``: ``receiver.rooms_to_sell`` for the stay (Error 322 when not enough).
 
-A message that is not even XML is stored and rejected too (we cannot tell whose it is).
+Nothing is stored before step 1 passes: a body over the size limit (256 KB, option
+``max_inbound_bytes``) is answered 413 as soon as the limit is passed, one that is not
+readable XML 400, wrong credentials 401; each is counted (``adapter.http.refused``, shown on
+/api/status), kept as a 2 KB masked sample and logged as a sync-log row ``rejected``.
+Parsing runs in a worker thread, so a hostile body never holds up the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from typing import TYPE_CHECKING
@@ -33,8 +38,9 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import web
 
-from adapters.base.contract import BookingReceiver, Exchange
+from adapters.base.contract import BookingReceiver, BookingRevision, Exchange
 from adapters.base.errors import ParseError
+from adapters.base.http import INBOUND_MAX_BYTES, BodyTooLarge, read_body
 from adapters.ctrip import codec
 from adapters.ctrip.auth import inbound_allowed
 
@@ -51,16 +57,33 @@ def _xml(body: bytes, soap: bool) -> web.Response:
     return web.Response(status=200, body=body, content_type="text/xml", charset="utf-8", headers=headers)
 
 
+def read_stored(adapter: CtripAdapter, raw: bytes, kind: str) -> BookingRevision:
+    """A booking message kept in the inbox, read again (the daemon re-processes at start-up
+    what a crash left ``received``); ParseError when it cannot be (or is not Ctrip's)."""
+    msg = codec.read_inbound(raw)
+    if not inbound_allowed(adapter.settings.credentials, msg.requestor.id, msg.requestor.password):
+        raise ParseError("the stored message does not carry our RequestorID and MessagePassword")
+    if msg.operation not in BOOKING_OPERATIONS:
+        raise ParseError(f"{msg.operation} is not a booking message")
+    read = codec.cancellation if msg.operation == "OTA_CancelRQ" else codec.reservation
+    return read(msg, raw, adapter.opts)
+
+
 def routes(adapter: CtripAdapter, receiver: BookingReceiver) -> list[web.RouteDef]:
     opts = adapter.opts
+    max_body = int(adapter.settings.options.get("max_inbound_bytes") or INBOUND_MAX_BYTES)
 
     async def handle(request: web.Request) -> web.Response:
         started = time.perf_counter()
-        raw = await request.read()
-        ex = Exchange(channel=adapter.name, operation="inbound", direction="in", request=adapter.http.redact(raw))
+        # nothing about the body is trusted until its POS credentials check out: it is read
+        # with a cap, parsed off the event loop, and only a cut of it is ever masked
+        ex = Exchange(channel=adapter.name, operation="inbound", direction="in")
+        raw = b""
 
-        async def done(body: bytes, soap: bool, result: str, error: str | None = None) -> web.Response:
+        async def done(body: bytes, soap: bool, result: str, error: str | None = None,
+                       status: int = 200) -> web.Response:
             resp = _xml(body, soap)
+            resp.set_status(status)
             ex.result, ex.status = result, resp.status
             ex.response = adapter.http.redact(body)
             ex.error = adapter.http.redact(error) if error else None
@@ -71,21 +94,36 @@ def routes(adapter: CtripAdapter, receiver: BookingReceiver) -> list[web.RouteDe
                 log.exception("could not report a ctrip push to the sync log")
             return resp
 
-        # 1. what is it, and is it Ctrip's?
+        async def refuse(reason: str, detail: str, body: bytes, soap: bool, status: int,
+                         operation: str | None = None) -> web.Response:
+            """Not Ctrip's (or not readable as anyone's): nothing is stored; counted, sampled."""
+            ex.request = adapter.http.sample(raw)
+            adapter.http.refused.note(reason, detail=detail, sample=ex.request, operation=operation,
+                                      peer=request.remote)
+            log.warning("ctrip push refused before storing", reason=reason, detail=detail[:200])
+            return await done(body, soap, "rejected", detail, status=status)
+
+        # 1. what is it, and is it Ctrip's? (a bounded read; the parse in a worker thread)
         try:
-            msg = codec.read_inbound(raw)
-        except ParseError as e:
-            inbox_id = await receiver.store(adapter.name, raw, "unknown")
-            await receiver.reject(inbox_id, f"ctrip push: {e}")
+            raw = await read_body(request, max_body)
+        except BodyTooLarge as e:
+            return await refuse("too_large", str(e), codec.error_answer(None, codec.CODE_UNABLE, str(e), opts=opts),
+                                False, 413)
+        try:
+            msg = await asyncio.to_thread(codec.read_inbound, raw)
+        except Exception as e:  # ParseError, or anything a hostile document provokes
+            why = str(e) if isinstance(e, ParseError) else f"{e.__class__.__name__}: {e}"
             soap = b"Envelope" in raw[:512]
-            return await done(codec.error_answer(None, codec.CODE_UNABLE, f"message unreadable: {e}", soap=soap,
-                                                 opts=opts), soap, "rejected", str(e))
+            return await refuse("unreadable", why, codec.error_answer(None, codec.CODE_UNABLE,
+                                                                      f"message unreadable: {why}", soap=soap,
+                                                                      opts=opts), soap, 400)
         ex.operation = msg.operation
         if not inbound_allowed(adapter.settings.credentials, msg.requestor.id, msg.requestor.password):
-            log.warning("ctrip push refused: wrong RequestorID or MessagePassword", operation=msg.operation)
-            return await done(codec.error_answer(msg.operation, codec.CODE_AUTH, "authorization failed",
-                                                 type_=codec.TYPE_AUTH, soap=msg.soap, echo=msg.echo_token,
-                                                 opts=opts), msg.soap, "rejected", "authorization failed")
+            return await refuse("not_authenticated", "wrong RequestorID or MessagePassword",
+                                codec.error_answer(msg.operation, codec.CODE_AUTH, "authorization failed",
+                                                   type_=codec.TYPE_AUTH, soap=msg.soap, echo=msg.echo_token,
+                                                   opts=opts), msg.soap, 401, msg.operation)
+        ex.request = adapter.http.redact(raw)
         answer = dict(soap=msg.soap, echo=msg.echo_token, opts=opts)
 
         # queries: nothing to store
@@ -114,14 +152,13 @@ def routes(adapter: CtripAdapter, receiver: BookingReceiver) -> list[web.RouteDe
         # 2. bookings: the inbox first
         inbox_id = await receiver.store(adapter.name, raw, msg.kind)
         try:
-            if msg.operation == "OTA_CancelRQ":
-                rev = codec.cancellation(msg, raw, opts)
-            else:
-                rev = codec.reservation(msg, raw, opts)
-        except ParseError as e:
-            await receiver.reject(inbox_id, f"ctrip {msg.operation}: {e}")
-            return await done(codec.error_answer(msg.operation, codec.CODE_UNABLE, f"message unreadable: {e}",
-                                                 **answer), msg.soap, "rejected", str(e))
+            read = codec.cancellation if msg.operation == "OTA_CancelRQ" else codec.reservation
+            rev = await asyncio.to_thread(read, msg, raw, opts)
+        except Exception as e:  # whatever it is, the stored message is failed with the reason
+            why = str(e) if isinstance(e, ParseError) else f"{e.__class__.__name__}: {e}"
+            await receiver.reject(inbox_id, f"ctrip {msg.operation}: {why}")
+            return await done(codec.error_answer(msg.operation, codec.CODE_UNABLE, f"message unreadable: {why}",
+                                                 **answer), msg.soap, "rejected", why)
         if not rev.hotel:  # named by Ctrip's id only: the booking we hold says which hotel
             held = await receiver.hotel_of(adapter.name, rev.ota_booking_id)
             if not held:

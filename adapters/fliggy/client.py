@@ -53,6 +53,7 @@ from adapters.base.errors import (
     RetriableError,
 )
 from adapters.base.http import HttpClient, Reply, classify_status
+from channelmgr.security import fields as guest_fields
 from adapters.fliggy import auth, codec
 from adapters.fliggy.codec import AckRef, Options, TopError
 
@@ -60,6 +61,10 @@ AUTH_CODES = {"12", "25", "26", "27", "28", "29"}
 RETRY_CODES = {"10"}
 ACKED_MEMORY = 10_000
 
+
+# where Fliggy's TOP JSON and form fields carry names and free text (masked in the sync log)
+GUEST_FIELDS = guest_fields(json_names=("contact_name", "name", "guest_name"), json_texts=("message", "remark"),
+                            form_names=("contact_name", "guest_name"), form_texts=("message", "remark"))
 
 class FliggyAdapter(ChannelAdapter):
     """Fliggy / Taobao Open Platform (``taobao.xhotel.*``).
@@ -98,7 +103,7 @@ class FliggyAdapter(ChannelAdapter):
     def __init__(self, settings: ChannelSettings, observer: ExchangeObserver | None = None):
         super().__init__(settings, observer)
         self.opts = Options.from_settings(settings.options)
-        self.http = HttpClient(settings, observer)
+        self.http = HttpClient(settings, observer, guest_fields=GUEST_FIELDS)
         self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)  # tests move it
         self._acked: dict[str, str] = {}  # tid -> revision acknowledged by this adapter
 

@@ -29,6 +29,7 @@ from adapters.base.errors import (
     RetriableError,
 )
 from adapters.base.http import HttpClient, Reply, classify_status, retry_after_seconds
+from channelmgr.security import fields as guest_fields
 from adapters.meituan import codec
 from adapters.meituan.auth import make_signer
 from adapters.meituan.codec import Answer, Options
@@ -38,6 +39,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 REQUEST_ID_HEADERS = ("M-TraceId", "X-Request-Id")
 
+
+# where Meituan's JSON carries names and free text (masked in the sync log)
+GUEST_FIELDS = guest_fields(json_names=("contactName", "guestNames", "guestName"), json_texts=("remark",))
 
 class MeituanAdapter(ChannelAdapter):
     """Meituan hotel direct-connect. THE WIRE FORMAT IS MODELLED, not documented.
@@ -96,7 +100,7 @@ class MeituanAdapter(ChannelAdapter):
         super().__init__(settings, observer)
         self.opts = Options.from_settings(settings.options)
         self.signer = make_signer(self.opts.signer, settings.credentials, self.opts.date_skew_seconds)
-        self.http = HttpClient(settings, observer)
+        self.http = HttpClient(settings, observer, guest_fields=GUEST_FIELDS)
 
     @classmethod
     def sandbox_credentials(cls) -> dict[str, str]:
@@ -245,6 +249,12 @@ class MeituanAdapter(ChannelAdapter):
 
         found = re.search(rb'"orderId"\s{0,8}:\s{0,8}"?([A-Za-z0-9_.:-]{1,64})', raw[:65536])
         return found.group(1).decode("ascii") if found else None
+
+    def read_stored(self, raw: bytes, kind: str) -> BookingRevision:
+        """A pushed message kept in the inbox, read again (start-up re-processing)."""
+        from adapters.meituan.inbound import read_stored
+
+        return read_stored(self, raw, kind)
 
     async def _query_orders(self, body: dict[str, Any], hotel: str) -> list[dict[str, Any]]:
         def interpret(reply: Reply) -> list[dict[str, Any]]:

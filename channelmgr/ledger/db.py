@@ -63,12 +63,37 @@ def _retriable(exc: BaseException) -> bool:
     return "database is locked" in text or "deadlock detected" in text or "could not serialize" in text
 
 
+def private_sqlite_file(path: Path, *, create: bool = True) -> None:
+    """The ledger holds guest data: its directory is created 0700 and the database file
+    (with its -wal and -shm files) is 0600, whatever the umask. An existing directory is
+    left as it is (it may be shared, /tmp say); the files are tightened."""
+    import os
+
+    if create:
+        if not path.parent.exists():
+            path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+            os.chmod(path.parent, 0o700)  # mkdir's mode is filtered by the umask
+        if not path.exists():
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                pass
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"),
+              path.with_name(path.name + "-journal")):
+        try:
+            if p.exists() and p.stat().st_mode & 0o077:
+                os.chmod(p, 0o600)
+        except OSError:
+            pass
+
+
 class Database:
     def __init__(self, url: str, *, busy_timeout_ms: int = 10_000, pool_size: int = 10, echo: bool = False,
                  write_bound_seconds: float = 1.0):
         self.url = url
         self.sa_url = async_url(url)
         self.dialect = "sqlite" if self.sa_url.startswith("sqlite") else "postgresql"
+        self.sqlite_path: Path | None = None
         # the write-transaction guard (see _held): no transaction should hold the lock longer
         self.write_bound_seconds = write_bound_seconds
         self.writes = 0
@@ -77,8 +102,9 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo}
         if self.dialect == "sqlite":
             path = self.sa_url.split(":///", 1)[1] if ":///" in self.sa_url else ""
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.sqlite_path = Path(path.split("?", 1)[0]) if path and path != ":memory:" else None
+            if self.sqlite_path is not None:
+                private_sqlite_file(self.sqlite_path)
             kwargs["connect_args"] = {"timeout": busy_timeout_ms / 1000}
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
@@ -100,6 +126,8 @@ class Database:
             # FULL: a committed booking survives a power cut, not only a crash
             cur.execute("PRAGMA synchronous=FULL")
             cur.close()
+            if self.sqlite_path is not None:  # -wal and -shm exist now: guest data, owner only
+                private_sqlite_file(self.sqlite_path, create=False)
 
         @event.listens_for(sync_engine, "begin")
         def _on_begin(conn):  # pragma: no cover

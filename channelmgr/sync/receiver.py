@@ -87,6 +87,32 @@ class Receiver:
             log.error("unreadable OTA message kept in the inbox", inbox_id=inbox_id, reason=reason[:300])
 
     async def apply(self, inbox_id: int, revision: BookingRevision) -> Confirmation:
+        """Apply a stored revision. Whatever fails on the way (a bug, RecursionError, the
+        database), the stored message is marked failed with the reason and raised as a
+        conflict before the exception goes on to the caller (which answers the OTA with a
+        retriable error, or does not acknowledge a pulled one): no message is left
+        ``received`` with no reason. A later delivery that applies marks it applied."""
+        try:
+            return await self._apply(inbox_id, revision)
+        except ImpossibleStay:
+            raise  # already kept with its reason and its own conflict
+        except Exception as e:
+            await self.fail_stored(inbox_id, f"{revision.channel} booking {revision.ota_booking_id} "
+                                             f"{revision.revision}: applying failed: {e.__class__.__name__}: {e}")
+            raise
+
+    async def fail_stored(self, inbox_id: int | None, reason: str) -> None:
+        """Best effort (the database may be what failed): a row left ``received`` is
+        re-processed at the next start."""
+        if inbox_id is None:
+            return
+        try:
+            await self.reject(inbox_id, reason)
+        except Exception as e:
+            log.error("could not mark a stored message failed; it stays received and is re-processed at start-up",
+                      inbox_id=inbox_id, error=f"{e.__class__.__name__}: {e}"[:300])
+
+    async def _apply(self, inbox_id: int, revision: BookingRevision) -> Confirmation:
         if not revision.hotel:  # a message naming the booking but not its hotel: the one we hold
             held = await self.hotel_of(revision.channel, revision.ota_booking_id)
             if held:

@@ -95,7 +95,8 @@ async def test_an_unreadable_notice_is_kept_rejected_and_answered_with_an_error(
     status, doc = await env.post(env.inbound_url + "/order/pay", body, env.headers("/inbound/meituan/order/pay"))
     assert (status, doc["code"]) == (200, 3001)
     assert env.receiver.inbox[1][1] == body and 1 in env.receiver.rejected
-    status, doc = await env.notice("/order/pay", order(env, checkinDate="not a date"))
+    # another body under the same signed headers would be a replay: sign it afresh (issue 10)
+    status, doc = await env.notice("/order/pay", order(env, checkinDate="not a date"), at=time.time() - 30)
     assert doc["code"] == 3001 and "checkinDate" in env.receiver.rejected[2]
     assert env.receiver.applied == []
 
@@ -103,7 +104,7 @@ async def test_an_unreadable_notice_is_kept_rejected_and_answered_with_an_error(
 async def test_a_failure_to_apply_asks_meituan_to_deliver_again(env):
     env.receiver.fail_apply = True
     status, doc = await env.notice("/order/pay", order(env))
-    assert (status, doc["code"]) == (500, 5001)
+    assert (status, doc["code"]) == (503, 5001)  # retriable, never 500 (issue 10)
     assert len(env.receiver.inbox) == 1 and env.receiver.rejected == {}
 
 
