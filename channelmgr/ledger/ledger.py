@@ -771,7 +771,10 @@ class Ledger:
                             "person closes it"}
                 await self.raise_conflict(conn, kind=kind, channel=channel, inbox_id=inbox_id,
                                           summary=summary or f"a message from {channel} could not be read and is "
-                                                             f"kept in the inbox (#{inbox_id}): {reason[:300]}",
+                                                             f"kept in the inbox (#{inbox_id}): {reason[:300]}"
+                                                             + ("" if ota_booking_id else
+                                                                " (no booking id readable in it: it will not close "
+                                                                "by itself)"),
                                           detail=detail)
             return first_time
 

@@ -121,10 +121,29 @@ class ProcessRegistry:
             await asyncio.sleep(self.heartbeat_seconds)
             try:
                 await self.db.write(self._touch)
+                if self._lock_conn is not None:
+                    await self._check_lock()
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # a missed beat is not fatal: the next one comes
                 log.warning("process heartbeat not written", error=str(e)[:200])
+
+    async def _check_lock(self) -> None:
+        """The advisory lock lives as long as its connection: if the server dropped it (a
+        restart), take it again at once, before another process mistakes us for gone."""
+        try:
+            await self._lock_conn.execute(text("SELECT 1"))
+            await self._lock_conn.commit()
+            return
+        except Exception as e:  # noqa: BLE001
+            log.warning("process lock connection lost; taking the lock again", error=str(e)[:200])
+        try:
+            await self._lock_conn.invalidate()
+        except Exception:  # noqa: BLE001
+            pass
+        self._lock_conn = await self.db.engine.connect()
+        await self._lock_conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key(self.id)})
+        await self._lock_conn.commit()
 
     async def _touch(self, conn) -> None:
         await conn.execute(update(m.processes).where(m.processes.c.id == self.id).values(

@@ -143,3 +143,43 @@ async def test_a_live_process_keeps_its_claims_until_it_is_gone(tmp_path, db_url
         await r.wait_for(pushed, timeout=10, what="the stopped process's claims to be pushed")
     finally:
         await r.close()
+
+
+@pytest.mark.postgres
+async def test_a_live_process_whose_lock_connection_was_dropped_takes_its_lock_again(db_url):
+    if not db_url.startswith("postgres"):
+        pytest.skip("the advisory lock is PostgreSQL's")
+    from sqlalchemy import text
+
+    from channelmgr.ledger.db import Database
+    from channelmgr.sync.processes import gone, lock_key
+
+    db = Database(db_url)
+    reg = ProcessRegistry(db, "relock0001", heartbeat_seconds=3600)
+    try:
+        await reg.start()
+
+        async def is_gone(conn):
+            return await gone(conn, ["relock0001"])
+
+        assert await db.write(is_gone) == []
+        # the server drops the lock's session (a restart, an admin): the lock is free for a moment
+        pid = (await reg._lock_conn.execute(text("SELECT pg_backend_pid()"))).scalar()
+        await reg._lock_conn.commit()
+
+        async def terminate(conn):
+            await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+
+        await db.write(terminate)
+        assert await db.write(is_gone) == ["relock0001"]
+        await reg._check_lock()  # the next heartbeat
+        assert await db.write(is_gone) == []
+
+        async def held(conn):
+            return (await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                       {"k": lock_key("relock0001")})).scalar()
+
+        assert await db.write(held) is False
+    finally:
+        await reg.stop()
+        await db.dispose()
