@@ -298,6 +298,9 @@ class PushWorker:
                 snap = await self.ledger.snapshot(code, min(nights), max(nights))
                 cells = derive(pm, self.ch.name, snap, real_keys, today=today, supported=caps.restrictions,
                                inventory_level=caps.inventory_level)
+                refused = [c for c in cells if c.price_refused]
+                if refused:
+                    await self._price_refused(property_id, code, refused)
                 full_rows = {r.id for r in rows if r.kind == "full"}
                 with_rows = []
                 for c in cells:
@@ -502,6 +505,29 @@ class PushWorker:
     async def _breaker_changed(self) -> None:
         log.warning("circuit breaker", channel=self.ch.name, state=self.ch.breaker.state)
         await self.synclog.set_status(self.ch.name, breaker=self.ch.breaker.state)
+
+    async def _price_refused(self, property_id: int, code: str, cells: list[Any]) -> None:
+        """Prices held back under the floor: in the sync log every time, and one open conflict
+        per property and channel for a person (not one per push)."""
+        first = cells[0]
+        why = (f"{len(cells)} price(s) held back, e.g. {first.room_type}/{first.rate_plan} {first.night}: "
+               f"{first.price_refused}")
+        self.synclog.record(channel=self.ch.name, property=code, operation="price_refused", result="skipped",
+                            items=len(cells), error=why)
+        c = m.conflicts
+
+        async def tx(conn):
+            open_one = (await conn.execute(select(c.c.id).where(
+                c.c.kind == "price_refused", c.c.property_id == property_id, c.c.channel == self.ch.name,
+                c.c.status == "open").limit(1))).scalar()
+            if open_one is None:
+                await Ledger.raise_conflict(
+                    conn, kind="price_refused", property_id=property_id, channel=self.ch.name,
+                    summary=f"{self.ch.name} was not sent {why}. Rooms and restrictions still go out; fix the "
+                            "price or the rule in the mapping (min_price) and the price goes out.",
+                    detail={"nights": sorted({x.night.isoformat() for x in cells})[:31]})
+
+        await self.db.write(tx)
 
     async def _raise_auth(self, code: str | None, e: ChannelError) -> None:
         if self._raised_auth:

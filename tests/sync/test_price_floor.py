@@ -53,3 +53,25 @@ async def test_a_price_a_rule_takes_below_zero_is_never_sent(running, tmp_path):
     expected = await r.expected("ctrip", nights)
     refused = [c for c in expected if c.rate_plan == "BAR-SK"]
     assert refused and all(c.price_refused and "zero or below" in c.price_refused for c in refused)
+
+    # operators are told once: a conflict per property and channel, and the sync log says why
+    from sqlalchemy import select
+
+    from channelmgr.ledger import models as m
+
+    async def q(conn):
+        return (await conn.execute(select(m.conflicts.c.summary, m.conflicts.c.channel).where(
+            m.conflicts.c.kind == "price_refused", m.conflicts.c.status == "open"))).all()
+
+    await r.wait_for(lambda: _has(r, q), timeout=10, what="a price_refused conflict")
+    got = await r.ledger.db.read(q)
+    assert [c.channel for c in got] == ["ctrip"] and "held back" in got[0].summary
+    await r.ledger.set_ari(AriChange("SHA-BUND", "SK", nights[0], nights[-1], rate_plan="BAR-SK",
+                                     price_minor=69900), actor="test")
+    r.d.wake_all()
+    await r.converge(nights, channels=("ctrip",))
+    assert len(await r.ledger.db.read(q)) == 1  # not one more per push
+
+
+async def _has(r, q) -> bool:
+    return bool(await r.ledger.db.read(q))
