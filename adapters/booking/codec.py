@@ -664,7 +664,9 @@ def token_ruid(body: bytes) -> str | None:
     return ruid if isinstance(ruid, str) else None
 
 
-_JWT = re.compile(r"eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
+# a token starts where a run of token characters starts (the lookbehind) and is read
+# possessively: linear time, whatever the text (issue 10)
+_JWT = re.compile(r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]++\.[A-Za-z0-9_\-]++\.[A-Za-z0-9_\-]*+")
 _TOKEN_FIELD = re.compile(r'("(?:jwt|access_token|token|client_secret)"\s*:\s*)"[^"]*"')
 
 
