@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -67,10 +67,23 @@ async def test_bad_items_are_rejected_with_meituans_code_and_the_rest_applied(en
     assert env.exchanges[-1].result == "partial"
 
 
-async def test_yesterday_is_refused(env):
-    y = env.day(-1)
-    outcome = await env.adapter.push_ari([AriUpdate(HOTEL, ROOM, None, y, y, rooms_to_sell=1, key="y")])
-    assert (outcome.results[0].status, outcome.results[0].code) == ("rejected", "2004")
+@pytest.mark.parametrize("hhmm,yesterday", [((12, 0), "rejected"), ((6, 0), "rejected"), ((2, 30), "applied"),
+                                             ((5, 59), "applied")])
+async def test_yesterday_is_refused_after_6_and_sold_as_tonight_before(env, hhmm, yesterday):
+    import time_machine
+
+    from adapters.meituan.sandbox import BEIJING
+
+    now = datetime.now(BEIJING)
+    at = datetime(now.year, now.month, now.day, *hhmm, tzinfo=BEIJING)
+    with time_machine.travel(at, tick=True):
+        today = datetime.now(BEIJING).date()
+        y, dby = today - timedelta(days=1), today - timedelta(days=2)
+        outcome = await env.adapter.push_ari([AriUpdate(HOTEL, ROOM, None, y, y, rooms_to_sell=1, key="y"),
+                                              AriUpdate(HOTEL, ROOM, None, dby, dby, rooms_to_sell=1, key="dby")])
+    got = {r.key: (r.status, r.code) for r in outcome.results}
+    assert got["y"] == ((yesterday, None) if yesterday == "applied" else (yesterday, "2004"))
+    assert got["dby"] == ("rejected", "2004")  # the day before yesterday: never
 
 
 async def test_an_unknown_hotel_is_fatal(env):
