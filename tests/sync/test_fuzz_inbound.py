@@ -39,11 +39,12 @@ TOKENS = ["", "&x;", "&amp;", "<!DOCTYPE a [<!ENTITY x 'y'>]>", "]]>", "<![CDATA
           "\x00", "\ufffd", "😀", "张", "<", ">", "\"", "'", "&", "=", ",", ":", "0" * 40, "9" * 25,
           "A" * 3000, "[" * 3000, "{\"a\":" * 500, "<a>" * 400, "\r\n", " " * 50, "-" * 10,
           'ResStatus="Cancel"', 'Start="1900-01-01"', 'End="2999-01-01"', 'NumberOfUnits="100000"']
-MUTATION = st.tuples(st.sampled_from(["attr", "attr", "text", "replace", "insert", "delete", "duplicate",
-                                      "truncate", "flip"]),
+MUTATION = st.tuples(st.sampled_from(["attr", "attr", "text", "deep", "doctype", "replace", "insert", "delete",
+                                      "duplicate", "truncate", "flip"]),
                      st.floats(0, 1), st.floats(0, 1), st.sampled_from(TOKENS), st.integers(0, 255))
 MUTATIONS = st.lists(MUTATION, min_size=1, max_size=4)
-JSON_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64), st.floats(allow_nan=False),
+DEEP = "__DEEP__"  # a value nested 100,000 deep, written into the JSON text after dumping
+JSON_VALUES = st.one_of(st.just(DEEP), st.none(), st.booleans(), st.integers(-2**63, 2**64), st.floats(allow_nan=False),
                         st.text(max_size=30), st.sampled_from(["1026-12-27", "2999-01-01", "2026-13-01", "", " "]),
                         st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(),
                                                                              max_size=2))
@@ -69,10 +70,31 @@ def _mutate_tree(data: bytes, op: str, a: float, b: float, token: str) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
+def _doctype(data: bytes, a: float) -> bytes:
+    """The XXE of issue 10: an entity for a local file, in an encoding a byte search misses."""
+    text = data.decode("utf-8", "replace")
+    if text.startswith("<?xml"):
+        text = text[text.index("?>") + 2:]
+    root = text[text.index("<") + 1:].split(None, 1)[0].rstrip(">/")
+    codec, declared = [("utf-16", "UTF-16"), ("utf-16-le", "UTF-16LE"), ("utf-16-be", "UTF-16BE"),
+                       ("utf-32", "UTF-32"), ("utf-8", "UTF-8")][int(a * 4.99)]
+    text = (f'<?xml version="1.0" encoding="{declared}"?><!DOCTYPE {root} [<!ENTITY x SYSTEM '
+            f'"file:///etc/passwd">]>' + text.replace(">", ">&x;", 1))
+    return text.encode(codec)
+
+
 def mutate(data: bytes, mutations) -> bytes:
     for op, a, b, token, byte in mutations:
-        if op in ("attr", "text"):
-            if data.lstrip()[:1] == b"<":
+        if op in ("attr", "text", "deep", "doctype"):
+            xml = data.lstrip()[:1] == b"<" and b"<!DOCTYPE" not in data
+            if xml and op == "doctype":
+                return _doctype(data, a)  # the last mutation: the message is now in another encoding
+            if xml and op == "deep":  # balanced, so well-formed: only the depth is wrong
+                at = data.find(b"<", max(1, int(a * len(data))))
+                if at > 0:
+                    k = 300 + int(b * 20_000)
+                    data = data[:at] + b"<a>" * k + b"</a>" * k + data[at:]
+            elif xml:
                 data = _mutate_tree(data, op, a, b, token)
             continue
         n = len(data)
@@ -184,10 +206,13 @@ async def test_mutated_ctrip_pushes(bg):
         if not within_budget():
             return
         bg.seq += 1
-        raw = ctrip_message(bg.run, f"CT-FUZZ-{bg.seq}", days=days).encode("utf-8")
+        oid = f"CT-FUZZ-{bg.seq}"
+        raw = ctrip_message(bg.run, oid, days=days).encode("utf-8")
         status = bg.post(f"{bg.run.d.base_url}/inbound/ctrip", mutate(raw, mutations),
                          {"Content-Type": "text/xml; charset=utf-8"})
         assert status < 500, status
+        if any(op == "doctype" for op, *_ in mutations):  # refused in every encoding, never applied
+            assert status >= 400 and bg.call(bg.run.ledger.booking("ctrip", oid)) is None, status
         check_inbox(bg)
 
     await _fuzz(bg, fuzz)
@@ -207,7 +232,8 @@ async def test_mutated_meituan_notices(bg):
         doc = meituan_notice(bg.run, f"MT-FUZZ-{bg.seq}", days=days)
         if field is not None:
             doc["body"][field] = value
-        raw = mutate(json.dumps(doc, ensure_ascii=False).encode("utf-8"), mutations)
+        text = json.dumps(doc, ensure_ascii=False).replace(f'"{DEEP}"', "[" * 100_000 + "]" * 100_000)
+        raw = mutate(text.encode("utf-8"), mutations)
         full = "/inbound/meituan" + path
         # a fresh Date for each notice: the replay cache must not be what stops the fuzz
         headers = _sign(bg.run, full, time.time() - (bg.seq % 250))
