@@ -232,7 +232,12 @@ def mask_body(s: str, f: GuestFields | None = None) -> str:
     return mask_text(s)
 
 
-# the union of the four adapters' fields: for callers that do not know the channel
+def union(*parts: GuestFields) -> GuestFields:
+    """One GuestFields with every field of ``parts`` (for bodies whose channel is not known)."""
+    return GuestFields(*(frozenset().union(*(getattr(p, n) for p in parts)) for n in GuestFields.__dataclass_fields__))
+
+
+# the OpenTravel fields (Booking.com and Ctrip): for callers that do not know the channel
 OPENTRAVEL_FIELDS = fields(
     xml_names=("GivenName", "MiddleName", "Surname", "NamePrefix", "NameSuffix", "NameTitle", "PersonName"),
     xml_texts=("SpecialRequest", "SpecialRequests", "Comment", "Comments", "AddressLine", "Reasons"),

@@ -40,6 +40,36 @@ def upgrade() -> None:
         batch.add_column(sa.Column("resolved_by", sa.String(64), nullable=True))
         batch.add_column(sa.Column("resolution", sa.Text(), nullable=True))
 
+    # guest data (issue 10): sync-log bodies written before names and free-text requests were
+    # masked are masked now, by the same masker and every adapter's fields (a data change
+    # only; linear time, in batches)
+    _mask_sync_log_bodies()
+
+
+def _mask_sync_log_bodies(batch_size: int = 500) -> None:
+    from adapters.booking.client import GUEST_FIELDS as booking
+    from adapters.ctrip.client import GUEST_FIELDS as ctrip
+    from adapters.fliggy.client import GUEST_FIELDS as fliggy
+    from adapters.meituan.client import GUEST_FIELDS as meituan
+    from channelmgr.security import mask_body, union
+
+    fields = union(booking, ctrip, fliggy, meituan)
+    conn = op.get_bind()
+    log = sa.table("sync_log", sa.column("id", sa.BigInteger), sa.column("request", sa.Text),
+                   sa.column("response", sa.Text), sa.column("error", sa.Text))
+    last = 0
+    while True:
+        rows = conn.execute(sa.select(log.c.id, log.c.request, log.c.response, log.c.error)
+                            .where(log.c.id > last).order_by(log.c.id).limit(batch_size)).all()
+        if not rows:
+            return
+        for r in rows:
+            new = {k: mask_body(v, fields) for k, v in (("request", r.request), ("response", r.response),
+                                                         ("error", r.error)) if v}
+            if any(new[k] != getattr(r, k) for k in new):
+                conn.execute(log.update().where(log.c.id == r.id).values(**new))
+        last = rows[-1].id
+
 
 def downgrade() -> None:
     # repeats (issue 9)
