@@ -239,9 +239,17 @@ class Daemon:
 
         from channelmgr.ledger import models as m
 
+        where = [m.inbox.c.status == "received"]
+        if self.rt.db.dialect == "postgresql":  # other daemons may be handling theirs right now
+            from datetime import datetime, timedelta, timezone
+
+            from channelmgr.ops import STUCK_SECONDS
+
+            where.append(m.inbox.c.received_at < datetime.now(timezone.utc) - timedelta(seconds=STUCK_SECONDS))
+
         async def q(conn):
             return (await conn.execute(select(m.inbox.c.id, m.inbox.c.channel, m.inbox.c.kind, m.inbox.c.body_ct)
-                                       .where(m.inbox.c.status == "received").order_by(m.inbox.c.id))).all()
+                                       .where(*where).order_by(m.inbox.c.id))).all()
 
         rows = await self.rt.db.read(q)
         done = 0
