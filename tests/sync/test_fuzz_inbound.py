@@ -5,7 +5,7 @@ with a reason; no write transaction over the bound.
 Ctrip and Meituan push: mutated messages are posted to their routes (Meituan's signed
 afresh, so the signature is not what stops them). Booking.com and Fliggy are pulled: their
 sandboxes serve the mutated message in the feed (fault injection ``malformed_rate`` with the
-mutation as the corruption) and the daemon pulls it through the same path as every pull.
+mutation as the corruption) and the daemon's scheduled pull takes it in.
 
 Bounded for CI: ``MAX_EXAMPLES`` per channel, no deadline, and a time budget per channel
 after which remaining examples do nothing.
@@ -157,8 +157,8 @@ class Background:
 
 
 @pytest.fixture
-async def bg(tmp_path):
-    run = await harness.start(tmp_path)
+async def bg(tmp_path, db_url):  # SQLite and PostgreSQL (tests/conftest.py)
+    run = await harness.start(tmp_path, db_url=db_url)
     try:
         yield Background(run)
     finally:
@@ -256,13 +256,17 @@ async def test_mutated_feeds_of_pulled_channels(bg, channel):
         if not within_budget():
             return
         ci = run.today() + timedelta(days=days)
-        bg.call(run.book(channel, hotel=run.hotel(channel), room=room, rate=rate, checkin=ci.isoformat(),
-                         checkout=(ci + timedelta(days=nights)).isoformat(), guest={"name": "欧阳娜娜"},
-                         special_requests="晚到", amount_minor=50000))
         sb.corrupt = lambda body: mutate(body, mutations)
         sb.faults = Faults(malformed_rate=1.0)
         try:
-            bg.call(run.d.pull(channel))  # what the scheduler runs: pull, store, apply, acknowledge
+            oid = bg.call(run.book(channel, hotel=run.hotel(channel), room=room, rate=rate, checkin=ci.isoformat(),
+                                   checkout=(ci + timedelta(days=nights)).isoformat(), guest={"name": "欧阳娜娜"},
+                                   special_requests="晚到", amount_minor=50000))["ota_booking_id"]
+            # the daemon's own scheduled pull (every 0.3 s) fetches it, mutated
+            deadline = time.monotonic() + 10
+            while sb.booking_state(oid)["revisions"][-1]["attempts"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.1)
         finally:
             sb.faults = Faults()
         check_inbox(bg)

@@ -152,8 +152,8 @@ async def quiet(run: harness.Running, timeout: float = 15) -> None:
 
 
 @pytest.fixture
-async def run(tmp_path):
-    r = await harness.start(tmp_path)
+async def run(tmp_path, db_url):  # SQLite and PostgreSQL (tests/conftest.py)
+    r = await harness.start(tmp_path, db_url=db_url)
     try:
         await quiet(r)
         yield r
