@@ -188,6 +188,8 @@ class HttpClient:
         if self._extra_redact:
             window = self._extra_redact(window)
         window = mask_body(window, self.guest_fields)
+        # PostgreSQL text holds no NUL: one in a body would lose the whole sync-log batch
+        window = window.replace("\x00", "\ufffd")
         if total > limit or len(window) > limit:
             unit = "bytes" if isinstance(text, bytes) else "characters"
             window = window[:limit] + f"... [{total} {unit} in all]"

@@ -171,6 +171,9 @@ def routes(adapter: CtripAdapter, receiver: BookingReceiver) -> list[web.RouteDe
         ex.hotel = rev.hotel
         try:
             conf = await receiver.apply(inbox_id, rev)
+        except ParseError as e:  # its content cannot be applied (failed with the reason): as unreadable
+            return await done(codec.error_answer(msg.operation, codec.CODE_UNABLE, f"message not applicable: {e}",
+                                                 **answer), msg.soap, "rejected", str(e))
         except Exception as e:  # ours, not Ctrip's: answer so that Ctrip delivers it again
             log.exception("ctrip push stored but not applied", inbox_id=inbox_id, ota_booking_id=rev.ota_booking_id)
             return await done(codec.error_answer(msg.operation, codec.CODE_SYSTEM, "system error, deliver again later",

@@ -124,6 +124,9 @@ def routes(adapter: "MeituanAdapter", receiver: BookingReceiver) -> list[web.Rou
                                   "rejected", why)
             try:
                 conf = await receiver.apply(inbox_id, rev)
+            except ParseError as e:  # its content cannot be applied (failed with the reason): as unreadable
+                return await done(_reply(codec.CODE_MESSAGE_UNREADABLE, f"message not applicable: {e}"),
+                                  "rejected", str(e))
             except Exception as e:  # ours, not Meituan's: answer so that Meituan delivers it again
                 log.exception("meituan notice stored but not applied", inbox_id=inbox_id,
                               ota_booking_id=rev.ota_booking_id)

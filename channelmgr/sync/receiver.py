@@ -17,6 +17,7 @@ from typing import Callable, Mapping, Sequence
 import structlog
 
 from adapters.base.contract import BookingRevision, Confirmation, Delivery, Stay, content_fingerprint
+from adapters.base.errors import ParseError
 from channelmgr import dates
 from channelmgr.ledger.ledger import Ledger
 from channelmgr.ledger.types import IncomingBooking, LocalStay
@@ -40,6 +41,24 @@ class ImpossibleStay(Exception):
     the reason) and raised as a conflict for a person; nothing is applied. The inbound
     handler answers the OTA per its protocol (an error, so the OTA keeps it and a person
     on its side sees it too); a pulled one is not acknowledged."""
+
+
+class Unapplicable(ParseError):
+    """A stored message whose content the ledger cannot take (a number too large for its
+    column, say): failed with the reason and a conflict; the handler answers as for an
+    unreadable message (an error code, not "system busy")."""
+
+
+def transient(e: BaseException) -> bool:
+    """A failure that says nothing about the message: the database away, locked, a
+    concurrent write of the same booking. Delivered again, it will apply."""
+    from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
+
+    if isinstance(e, DataError):
+        return False
+    if isinstance(e, DBAPIError) and getattr(e, "connection_invalidated", False):
+        return True
+    return isinstance(e, (OperationalError, InterfaceError, IntegrityError, OSError, TimeoutError))
 
 
 class Receiver:
@@ -97,17 +116,20 @@ class Receiver:
         except ImpossibleStay:
             raise  # already kept with its reason and its own conflict
         except Exception as e:
-            await self.fail_stored(inbox_id, f"{revision.channel} booking {revision.ota_booking_id} "
-                                             f"{revision.revision}: applying failed: {e.__class__.__name__}: {e}")
-            raise
+            reason = (f"{revision.channel} booking {revision.ota_booking_id} {revision.revision}: applying failed: "
+                      f"{e.__class__.__name__}: {e}")
+            await self.fail_stored(inbox_id, reason, ota_booking_id=revision.ota_booking_id)
+            if transient(e):
+                raise  # the OTA is asked to deliver it again (retriable answer, or not acknowledged)
+            raise Unapplicable(reason[:500]) from e  # its content: delivering it again changes nothing
 
-    async def fail_stored(self, inbox_id: int | None, reason: str) -> None:
+    async def fail_stored(self, inbox_id: int | None, reason: str, ota_booking_id: str | None = None) -> None:
         """Best effort (the database may be what failed): a row left ``received`` is
         re-processed at the next start."""
         if inbox_id is None:
             return
         try:
-            await self.reject(inbox_id, reason)
+            await self.reject(inbox_id, reason, ota_booking_id)  # the conflict closes when it arrives intact
         except Exception as e:
             log.error("could not mark a stored message failed; it stays received and is re-processed at start-up",
                       inbox_id=inbox_id, error=f"{e.__class__.__name__}: {e}"[:300])
