@@ -112,3 +112,13 @@ HOTEL = PropertySpec(
 async def hotel(ledger) -> PropertySpec:
     await ledger.sync_catalog([HOTEL])
     return HOTEL
+
+
+# a folder as a newcomer has it: the shipped mapping and a config with a SQLite ledger in var/
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "mappings").mkdir()
+    text = (ROOT / "mappings" / "sha-bund.yaml").read_text(encoding="utf-8")
+    (tmp_path / "mappings" / "sha-bund.yaml").write_text(text, encoding="utf-8")
+    (tmp_path / "config.yaml").write_text("database:\n  url: sqlite:///var/ledger.db\n", encoding="utf-8")
+    return tmp_path

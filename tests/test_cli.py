@@ -20,13 +20,6 @@ def run(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedP
                           capture_output=True, text=True, timeout=120)
 
 
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    (tmp_path / "mappings").mkdir()
-    text = (ROOT / "mappings" / "sha-bund.yaml").read_text(encoding="utf-8")
-    (tmp_path / "mappings" / "sha-bund.yaml").write_text(text, encoding="utf-8")
-    (tmp_path / "config.yaml").write_text("database:\n  url: sqlite:///var/ledger.db\n", encoding="utf-8")
-    return tmp_path
 
 
 def test_ari_set_then_show_json_round_trips_and_is_journaled(workdir):

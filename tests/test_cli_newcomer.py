@@ -11,23 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_cli import run
+
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def run(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    e = dict(os.environ, **(env or {}))
-    e.pop("CHANNELMGR_DATABASE_URL", None)
-    return subprocess.run([sys.executable, "-m", "channelmgr", *args], cwd=cwd, env=e,
-                          capture_output=True, text=True, timeout=120)
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    (tmp_path / "mappings").mkdir()
-    text = (ROOT / "mappings" / "sha-bund.yaml").read_text(encoding="utf-8")
-    (tmp_path / "mappings" / "sha-bund.yaml").write_text(text, encoding="utf-8")
-    (tmp_path / "config.yaml").write_text("database:\n  url: sqlite:///var/ledger.db\n", encoding="utf-8")
-    return tmp_path
 
 
 # ---- 1. --config before or after the command ------------------------------------------

@@ -9,16 +9,11 @@ from sqlalchemy import func, select
 
 from channelmgr.ledger import models as m
 from channelmgr.ledger.types import AriChange
-from tests.sync.harness import CHANNELS, start
+from tests.sync.harness import CHANNELS
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-async def running(tmp_path, db_url):
-    r = await start(tmp_path, db_url)
-    yield r
-    await r.close()
 
 
 async def _seed(r, nights, rooms=5):

@@ -14,16 +14,10 @@ import pytest
 from sqlalchemy import select
 
 from channelmgr.ledger import models as m
-from tests.sync.harness import start
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-async def running(tmp_path, db_url):
-    r = await start(tmp_path, db_url)
-    yield r
-    await r.close()
 
 
 async def _conflicts(r, kind="malformed_message"):

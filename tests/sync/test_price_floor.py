@@ -10,16 +10,10 @@ from datetime import timedelta
 import pytest
 
 from channelmgr.ledger.types import AriChange
-from tests.sync.harness import start
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-async def running(tmp_path, db_url):
-    r = await start(tmp_path, db_url)
-    yield r
-    await r.close()
 
 
 async def test_a_price_a_rule_takes_below_zero_is_never_sent(running, tmp_path):

@@ -25,18 +25,12 @@ from sqlalchemy import select
 from adapters.base.sandbox import BookingEvent
 from channelmgr.ledger import models as m
 from tests.schemas import assert_valid_ota, needs_schemas
-from tests.sync.harness import start
 
 pytestmark = pytest.mark.slow
 
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 
 
-@pytest.fixture
-async def running(tmp_path, db_url):
-    r = await start(tmp_path, db_url)
-    yield r
-    await r.close()
 
 
 async def _book(r, channel: str, nights) -> str:
