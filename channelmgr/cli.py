@@ -329,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMAND_MODULES = [
     "channelmgr.mapping.commands",  # mappings check / diff
     "channelmgr.daemon_commands",  # run, sandbox, logs, status
+    "channelmgr.web.commands",  # users; conflicts show / resolve (after daemon_commands: extends conflicts)
 ]
 
 

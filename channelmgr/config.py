@@ -86,6 +86,16 @@ class DemoConfig(_Strict):
     seed: int | None = None
 
 
+class WebConfig(_Strict):
+    """The operations console and operator API (issue 11, channelmgr/web)."""
+
+    # who may read /metrics: loopback addresses only, a bearer API token, or anyone
+    metrics_access: Literal["loopback", "token", "open"] = "loopback"
+    session_hours: float = Field(12, gt=0, le=24 * 30)
+    # failed logins allowed per minute, per account name and per remote address; then 429
+    login_failures_per_minute: int = Field(5, ge=1)
+
+
 class Credentials(_Strict):
     """Names of environment variables (or files) holding secrets, never the secrets."""
 
@@ -118,6 +128,7 @@ class Config(_Strict):
     log: LogConfig = LogConfig()
     sync: SyncConfig = SyncConfig()
     demo: DemoConfig = DemoConfig()
+    web: WebConfig = WebConfig()
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
 
     # where the file was read from; relative paths in it are relative to its folder

@@ -185,6 +185,9 @@ class Daemon:
     async def _start_http(self) -> None:
         app = web.Application(client_max_size=32 * 1024 ** 2)
         app.add_routes([web.get("/health", self._h_health), web.get("/api/status", self._h_status)])
+        from channelmgr.web import mount_web
+
+        mount_web(app, self)  # login in front of all but /health, /metrics, /inbound; /api/v1; /metrics
         self._inbound_app = app
         for name, ccfg in self.config.channels.items():
             if not ccfg.enabled or name not in available():

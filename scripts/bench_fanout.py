@@ -143,14 +143,17 @@ class Bench:
         self.daemon = psutil.Process(self.spawn("run").pid)
         await self.wait_http(f"http://127.0.0.1:{self.port}/health")
         # the first full sync of every property on every channel must be out before measuring
-        async with aiohttp.ClientSession() as s:
-            while True:
-                async with s.get(f"http://127.0.0.1:{self.port}/api/status") as r:
-                    st = await r.json()
+        # (`channelmgr status --json` reads what /api/status shows, without an operator login)
+        while True:
+            out = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "channelmgr", "status", "--json",
+                                                           "--config", str(self.config)],
+                                          env=self.env, cwd=self.tmp, capture_output=True, text=True)
+            if out.returncode == 0:
+                st = json.loads(out.stdout)
                 if all(c["outbox_depth"] == 0 for c in st["channels"]) and any(
                         c["last_success_at"] for c in st["channels"]):
                     break
-                await asyncio.sleep(1)
+            await asyncio.sleep(1)
         return time.monotonic() - t0
 
     async def cell(self, s: aiohttp.ClientSession, ch: str, hotel: str, room: str, rate: str | None, night: str):

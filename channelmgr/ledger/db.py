@@ -99,6 +99,8 @@ class Database:
         self.writes = 0
         self.slow_writes = 0
         self.slowest_write: tuple[float, str] = (0.0, "")
+        # called with (seconds held, transaction name, rolled back) after each (the daemon's /metrics)
+        self.write_listeners: list[Callable[[float, str, bool], None]] = []
         kwargs: dict[str, Any] = {"echo": echo}
         if self.dialect == "sqlite":
             path = self.sa_url.split(":///", 1)[1] if ":///" in self.sa_url else ""
@@ -164,6 +166,11 @@ class Database:
         warning naming the transaction; the slowest is kept for tests and status."""
         held = time.monotonic() - started
         self.writes += 1
+        for listener in self.write_listeners:
+            try:
+                listener(held, getattr(fn, "__qualname__", repr(fn)), failed)
+            except Exception:  # a metric never fails a transaction
+                log.exception("write listener failed")
         if held > self.slowest_write[0]:
             self.slowest_write = (held, getattr(fn, "__qualname__", repr(fn)))
         if held > self.write_bound_seconds:

@@ -348,3 +348,43 @@ mapping_versions = Table(
     Column("files", JSON, nullable=False),  # {path: text}
     Column("actor", String(64), nullable=False),
 )
+
+
+# issue 11: accounts. People and programs (the PMS) that use the operator API and console.
+# role: viewer (reads, guest data masked) < operator (resolves conflicts, sees guest data)
+# < revenue (sets ARI) < admin (users). Passwords are argon2 hashes; API tokens and session
+# ids are stored only as sha256 digests of random 32-byte values.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(255), nullable=True),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("user_id", ForeignKey("users.id"), nullable=False, index=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", TS, nullable=False),
+    Column("last_used_at", TS, nullable=True),
+    Column("revoked_at", TS, nullable=True),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("session_sha256", String(64), nullable=False, unique=True),
+    Column("csrf_sha256", String(64), nullable=False),
+    Column("user_id", ForeignKey("users.id"), nullable=False, index=True),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("remote", String(64), nullable=True),
+)

@@ -52,6 +52,8 @@ class SyncLog:
         self.max_buffered = max_buffered
         self.dropped = 0  # rows given up (buffer full, or refused for their content)
         self.retry_initial, self.retry_max = 0.2, 5.0
+        # called with every row as it is recorded (the daemon's /metrics, issue 11); must be quick
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     # ---- recording ------------------------------------------------------------------
     def observer(self, channel: str) -> Callable[[Exchange], None]:
@@ -74,6 +76,11 @@ class SyncLog:
                "error": error, "request": request, "response": response}
         self._idle.clear()
         self._queue.put_nowait(row)
+        for listener in self.listeners:
+            try:
+                listener(row)
+            except Exception:  # a metric never stops a call from being logged
+                log.exception("sync-log listener failed")
         level = "info" if result in ("ok", "skipped") else "warning"
         getattr(log, level)("ota call", channel=channel, property=property, direction=direction,
                             operation=operation, items=items, result=result, duration_ms=row["duration_ms"],

@@ -55,7 +55,10 @@ async def test_a_disabled_channel_queues_nothing_and_enabling_it_pushes_all(tmp_
         st = {c["channel"]: c for c in (await status(r.ledger.db, list(r.d.channels), ["meituan"]))["channels"]}
         assert st["meituan"]["enabled"] is False and st["meituan"]["breaker"] == "disabled"
         assert st["meituan"]["outbox_depth"] == 0
-        async with r.http.get(f"{r.d.base_url}/api/status") as resp:
+        from tests.web.helpers import bearer
+
+        async with r.http.get(f"{r.d.base_url}/api/status", headers=await bearer(r.d)) as resp:
+            assert resp.status == 200
             api = {c["channel"]: c for c in (await resp.json())["channels"]}
         assert api["meituan"]["breaker"] == "disabled"
     finally:

@@ -124,14 +124,13 @@ def meituan_notice(run: harness.Running, oid: str, days: int = 5) -> dict:
 
 
 async def refusals(run: harness.Running) -> dict:
-    """The refusal counters as /api/status shows them (``inbound_refused``); when the
-    operator API asks for a login (channelmgr/web), the same counters from the adapters."""
-    async with run.http.get(f"{run.d.base_url}/api/status") as r:
-        if r.status == 200 and "json" in r.content_type:
-            doc = await r.json()
-            if "inbound_refused" in doc:
-                return doc["inbound_refused"]
-    return {n: c.adapter.http.refused.snapshot() for n, c in run.d.channels.items()}
+    """The refusal counters as /api/status shows them (``inbound_refused``), to a logged-in
+    user (an API token, channelmgr/web)."""
+    from tests.web.helpers import bearer
+
+    async with run.http.get(f"{run.d.base_url}/api/status", headers=await bearer(run.d)) as r:
+        assert r.status == 200, await r.text()
+        return (await r.json())["inbound_refused"]
 
 
 async def inbox_rows(run: harness.Running) -> list:

@@ -45,6 +45,41 @@ def upgrade() -> None:
     # only; linear time, in batches)
     _mask_sync_log_bodies()
 
+    # issue 11: accounts (users with roles, API tokens and browser sessions, both hashed)
+    op.create_table(
+        "users",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+        sa.Column("name", sa.String(64), nullable=False, unique=True),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("password_hash", sa.String(255), nullable=True),
+        sa.Column("disabled", sa.Boolean(), nullable=False, server_default=sa.false()),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_table(
+        "api_tokens",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+        sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                  sa.ForeignKey("users.id", name="fk_api_tokens_user_id_users"), nullable=False),
+        sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    op.create_index("ix_api_tokens_user_id", "api_tokens", ["user_id"])
+    op.create_table(
+        "web_sessions",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+        sa.Column("session_sha256", sa.String(64), nullable=False, unique=True),
+        sa.Column("csrf_sha256", sa.String(64), nullable=False),
+        sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                  sa.ForeignKey("users.id", name="fk_web_sessions_user_id_users"), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("remote", sa.String(64), nullable=True),
+    )
+    op.create_index("ix_web_sessions_user_id", "web_sessions", ["user_id"])
+
 
 def _mask_sync_log_bodies(batch_size: int = 500) -> None:
     from adapters.booking.client import GUEST_FIELDS as booking
@@ -72,6 +107,11 @@ def _mask_sync_log_bodies(batch_size: int = 500) -> None:
 
 
 def downgrade() -> None:
+    # issue 11: accounts
+    op.drop_table("web_sessions")
+    op.drop_table("api_tokens")
+    op.drop_table("users")
+
     # repeats (issue 9)
     with op.batch_alter_table("booking_revisions") as batch:
         batch.drop_column("fingerprint")

@@ -1,0 +1,340 @@
+"""Request and response models of the operator API; the OpenAPI document is made from them.
+
+Inputs are bounded here (lengths, ranges, patterns), so what reaches the ledger is already
+of a size and shape the database takes; anything else is a 400 with the field named.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_ID = 2 ** 62
+CODE = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+CHANNEL = r"^[a-z][a-z0-9_]{0,31}$"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _no_control(v: str | None) -> str | None:
+    if v is not None and any(ord(ch) < 32 and ch not in "\t\n\r" for ch in v):
+        raise ValueError("must not contain control characters")
+    return v
+
+
+class Error(BaseModel):
+    error: str = Field(description="what is wrong, in a sentence")
+    field: str | None = Field(None, description="the input field it is about, when there is one")
+
+
+# ---- login ------------------------------------------------------------------------------
+class LoginIn(_In):
+    name: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class LoginOut(BaseModel):
+    name: str
+    role: str
+    csrf_token: str = Field(description="send it back in the X-CSRF-Token header on every POST/PUT/DELETE")
+    expires_at: str
+
+
+class Me(BaseModel):
+    name: str
+    role: str
+    sees_guest_data: bool
+    auth: Literal["session", "token"]
+
+
+class Ok(BaseModel):
+    ok: bool = True
+
+
+# ---- status -----------------------------------------------------------------------------
+class ChannelStatus(BaseModel):
+    channel: str
+    enabled: bool
+    breaker: str
+    last_success_at: str | None
+    last_error_at: str | None
+    last_error: str | None
+    outbox_depth: int
+    oldest_pending_at: str | None
+    dead_letters: int
+
+
+class StatusOut(BaseModel):
+    channels: list[ChannelStatus]
+    inbox_failed: int
+    inbox_stuck: int
+    conflicts_open: dict[str, int]
+
+
+# ---- sync log ---------------------------------------------------------------------------
+class SyncLogQuery(_In):
+    channel: str | None = Field(None, pattern=CHANNEL, description="only this OTA")
+    property: str | None = Field(None, pattern=CODE, description="only this hotel")
+    since: str = Field("1h", max_length=40, description="how far back: 10m, 2h, 1d or an ISO time")
+    failed: bool = Field(False, description="only calls that did not succeed")
+    after_id: int = Field(0, ge=0, le=MAX_ID, description="only rows after this id (follow live), oldest first")
+    limit: int = Field(200, ge=1, le=1000)
+    full: bool = Field(False, description="include the (redacted) request and response")
+
+
+class SyncLogRow(BaseModel):
+    id: int
+    at: str
+    run_id: str | None
+    channel: str
+    property: str | None
+    direction: str
+    operation: str
+    items: int
+    result: str
+    duration_ms: float
+    request_id: str | None
+    attempt: int
+    error: str | None
+    request: str | None = None
+    response: str | None = None
+
+
+class SyncLogOut(BaseModel):
+    rows: list[SyncLogRow]
+    last_id: int = Field(description="pass as after_id to get what came since")
+
+
+# ---- conflicts --------------------------------------------------------------------------
+class ConflictsQuery(_In):
+    status: Literal["open", "resolved", "all"] = "open"
+    kind: str | None = Field(None, pattern=r"^[a-z_]{1,32}$")
+    before_id: int | None = Field(None, ge=1, le=MAX_ID, description="keyset paging: ids below this")
+    limit: int = Field(50, ge=1, le=500)
+
+
+class ConflictOut(BaseModel):
+    id: int
+    at: str | None
+    kind: str
+    property: str | None
+    channel: str | None
+    booking_id: int | None
+    inbox_id: int | None
+    summary: str
+    detail: Any = None
+    status: str
+    resolved_at: str | None
+    resolved_by: str | None
+    resolution: str | None
+
+
+class ConflictsOut(BaseModel):
+    conflicts: list[ConflictOut]
+    open_by_kind: dict[str, int]
+
+
+class ConflictPath(_In):
+    id: int = Field(ge=1, le=MAX_ID)
+
+
+class ResolveIn(_In):
+    note: str = Field(min_length=1, max_length=2000, description="what was done about it")
+
+    _nc = field_validator("note")(classmethod(lambda cls, v: _no_control(v)))
+
+
+# ---- bookings ---------------------------------------------------------------------------
+class BookingsQuery(_In):
+    ota_id: str | None = Field(None, min_length=1, max_length=128, description="the OTA's booking id")
+    confirmation: str | None = Field(None, min_length=1, max_length=32, description="our confirmation number")
+    arrival: date | None = Field(None, description="check-in date")
+    status: Literal["confirmed", "cancelled", "pending"] | None = None
+    channel: str | None = Field(None, pattern=CHANNEL)
+    property: str | None = Field(None, pattern=CODE)
+    before_id: int | None = Field(None, ge=1, le=MAX_ID, description="keyset paging: bookings older than this id")
+    offset: int = Field(0, ge=0, le=100_000)
+    limit: int = Field(50, ge=1, le=500)
+
+    _nc = field_validator("ota_id", "confirmation")(classmethod(lambda cls, v: _no_control(v)))
+
+
+class Guest(BaseModel):
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    id_number: str | None = None
+
+
+class BookingRow(BaseModel):
+    id: int
+    channel: str
+    ota_booking_id: str
+    confirmation: str | None
+    property: str | None
+    hotel_code: str
+    status: str
+    checkin: str | None
+    checkout: str | None
+    rooms: int
+    amount_minor: int | None
+    currency: str | None
+    booked_at: str | None
+    received_at: str | None
+    overbooked: bool
+    unmapped: bool
+    guest: Guest
+
+
+class BookingsOut(BaseModel):
+    bookings: list[BookingRow]
+    next_before_id: int | None = Field(description="pass as before_id for the next page (None: no more)")
+
+
+class BookingPath(_In):
+    id: int = Field(ge=1, le=MAX_ID)
+
+
+class BookingNight(BaseModel):
+    night: str
+    room_code: str
+    rate_code: str | None
+    rooms: int
+    price_minor: int | None
+    counted: bool
+
+
+class BookingRevision(BaseModel):
+    revision: str
+    action: str
+    outcome: str
+    revised_at: str | None
+
+
+class BookingOut(BaseModel):
+    id: int
+    channel: str
+    ota_booking_id: str
+    hotel_code: str
+    property: str | None
+    confirmation: str | None
+    status: str
+    revision: str | None
+    checkin: str | None
+    checkout: str | None
+    rooms: int
+    amount_minor: int | None
+    currency: str | None
+    overbooked: bool
+    unmapped: bool
+    guest: Guest
+    special_requests: str | None
+    nights: list[BookingNight]
+    revisions: list[BookingRevision]
+    conflicts: list[ConflictOut]
+
+
+# ---- calendar ---------------------------------------------------------------------------
+MAX_CALENDAR_NIGHTS = 62
+
+
+class CalendarQuery(_In):
+    property: str = Field(pattern=CODE)
+    from_: date = Field(alias="from")
+    to: date
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class CalendarNight(BaseModel):
+    date: str
+    physical: int
+    out_of_order: int
+    sold: int
+    held: int
+    free: int
+    stop_sold: bool
+    closed: bool
+
+
+class CalendarRoomType(BaseModel):
+    room_type: str
+    nights: list[CalendarNight]
+
+
+class CalendarRate(BaseModel):
+    rate_plan: str
+    date: str
+    occupancy: int
+    price_minor: int | None
+    currency: str | None
+    min_los: int | None
+    max_los: int | None
+    cta: bool | None
+    ctd: bool | None
+    stop_sell: bool | None
+
+
+class CalendarOut(BaseModel):
+    property: str
+    timezone: str
+    currency: str
+    from_: str = Field(alias="from")
+    to: str
+    room_types: list[CalendarRoomType]
+    rates: list[CalendarRate]
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+# ---- mappings ---------------------------------------------------------------------------
+class MappingRecorded(BaseModel):
+    fingerprint: str
+    at: str | None
+    actor: str
+    files: list[str]
+
+
+class MappingsOut(BaseModel):
+    fingerprint: str | None = Field(description="the version in force in this daemon")
+    recorded: MappingRecorded | None = Field(description="the last version put in force, and when")
+    versions: int
+    problems: list[str] = Field(description="why the last edit was refused (file:line:col), if it was")
+
+
+# ---- ARI --------------------------------------------------------------------------------
+class AriIn(_In):
+    """What `channelmgr ari set` takes, as JSON."""
+
+    property: str = Field(pattern=CODE)
+    room_type: str = Field(pattern=CODE)
+    rate_plan: str | None = Field(None, pattern=CODE)
+    from_: date = Field(alias="from", description="first night")
+    to: date = Field(description="last night (included)")
+    rooms: int | None = Field(None, ge=0, le=100_000)
+    out_of_order: int | None = Field(None, ge=0, le=100_000)
+    held: int | None = Field(None, ge=0, le=100_000)
+    price: str | None = Field(None, pattern=r"^\d{1,12}(\.\d{1,3})?$",
+                              description="price per night in the hotel's currency, e.g. \"688.00\"")
+    min_los: int | None = Field(None, ge=1, le=999)
+    max_los: int | None = Field(None, ge=1, le=999)
+    cta: bool | None = None
+    ctd: bool | None = None
+    stop_sell: bool | None = None
+    reason: str | None = Field(None, max_length=500)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    _nc = field_validator("reason")(classmethod(lambda cls, v: _no_control(v)))
+
+
+class AriOut(BaseModel):
+    cells_changed: int
+    journal_rows: int
+    outbox_rows: int
+    correlation_id: str
+    nights: int
+    warnings: list[str]
