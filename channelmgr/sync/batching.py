@@ -40,13 +40,10 @@ def item_key(hotel: str, room: str, rate: str | None, start: date, end: date) ->
     return f"{hotel}|{room}|{rate or '-'}|{start.isoformat()}|{end.isoformat()}"
 
 
-def halves(item: Item) -> list[Item]:
-    """A refused range cut in two (the first half the longer when odd); a single night stays."""
-    n = item.nights
-    if n <= 1:
-        return [item]
-    mid = item.update.start + timedelta(days=(n + 1) // 2 - 1)
-    return [item.piece(item.update.start, mid), item.piece(mid + timedelta(days=1), item.update.end)]
+def probe_nights(item: Item) -> list[date]:
+    """The first, middle and last night of a range (fewer when it is shorter)."""
+    u = item.update
+    return sorted({u.start, u.start + timedelta(days=(item.nights - 1) // 2), u.end})
 
 
 def _values(c: ChannelCell) -> tuple:

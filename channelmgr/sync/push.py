@@ -35,7 +35,7 @@ from channelmgr.ledger import models as m
 from channelmgr.ledger.ledger import Ledger
 from channelmgr.mapping import MappingSet
 from channelmgr.mapping.derive import all_keys, derive
-from channelmgr.sync.batching import Item, batches, halves, to_items
+from channelmgr.sync.batching import Item, batches, probe_nights, to_items
 from channelmgr.sync.limits import CircuitBreaker, TokenBucket
 from channelmgr.sync.synclog import SyncLog, current_attempt, current_property
 
@@ -326,39 +326,60 @@ class PushWorker:
 
     async def _deliver(self, property_id: int, code: str, batch: list[Item], full: bool,
                        budget: list[int]) -> list[tuple[Item, tuple[str, str | None]]]:
-        """Send one batch; what the OTA refuses is split and sent again, so good nights go out.
+        """Send one batch; what the OTA refuses in part is sent again, so good nights go out.
 
-        A message refused as a whole is sent again as two halves of its items; an item the
-        OTA refuses is cut into two halves of its range, down to single nights; only the
-        nights the OTA itself refuses end dead, each with the OTA's reason. ``budget`` bounds
-        the extra calls of one round (a refusal that has nothing to do with dates, such as an
-        unknown hotel, must not turn into a call per night).
+        A message refused as a whole is sent again as two halves of its items. A range the
+        OTA refuses is probed at its first, middle and last night: all three refused means
+        the range is refused as a whole (an unknown room, say: one dead letter, no call per
+        night); otherwise the probes settle their own nights and the nights between them are
+        sent again, and probed again if refused. So only the nights the OTA itself refuses
+        end dead, each with the OTA's reason, in a few calls (log2 of the range per edge).
+        ``budget`` bounds the extra calls of one round.
         """
         results, whole = await self._send(property_id, code, batch, full)
         if whole and len(batch) > 1 and budget[0] >= 2:
-            budget[0] -= 2
+            budget[0] -= 1  # two calls, one of them this one's
             mid = len(batch) // 2
             return (await self._deliver(property_id, code, batch[:mid], full, budget)
                     + await self._deliver(property_id, code, batch[mid:], full, budget))
         out: list[tuple[Item, tuple[str, str | None]]] = []
-        again: list[Item] = []
+        refused: list[tuple[Item, tuple[str, str | None]]] = []
         for it in batch:
             res = results[it.update.key]
-            if res[0] == "dead" and it.nights > 1 and budget[0] >= 1:
-                again.extend(halves(it))
-            else:
-                out.append((it, res))
-        if again:
-            self.synclog.record(channel=self.ch.name, property=code, operation="push_split", result="retry",
-                                items=len(again), error=f"{self.ch.name} refused {len(again) // 2} range(s); "
-                                                        "sending them again in halves")
-            for sub_batch in batches(again, self.ch.caps):
-                if budget[0] < 1:
-                    out.extend((it, ("dead", f"{self.ch.name} refused it and the retry budget of this round is "
-                                             "spent")) for it in sub_batch)
-                    continue
-                budget[0] -= 1
-                out.extend(await self._deliver(property_id, code, sub_batch, full, budget))
+            (refused if res[0] == "dead" and it.nights > 1 and budget[0] >= 1 else out).append((it, res))
+        if not refused:
+            return out
+        self.synclog.record(channel=self.ch.name, property=code, operation="push_split", result="retry",
+                            items=len(refused), error=f"{self.ch.name} refused {len(refused)} range(s) in part or "
+                                                      "whole; probing their nights to send the good ones")
+        probes = {it.update.key: [it.piece(d, d) for d in probe_nights(it)] for it, _ in refused}
+        settled = {p.update.key: r for p, r in await self._send_pieces(
+            property_id, code, [p for ps in probes.values() for p in ps], full, budget)}
+        rest: list[Item] = []
+        for it, res in refused:
+            got = [(p, settled.get(p.update.key, res)) for p in probes[it.update.key]]
+            if all(r[0] == "dead" for _, r in got):
+                out.append((it, got[0][1]))  # refused whatever the nights: the OTA's reason, once
+                continue
+            out.extend(got)
+            starts = [p.update.start for p, _ in got]
+            rest.extend(it.piece(a + timedelta(days=1), b - timedelta(days=1))
+                        for a, b in zip(starts, starts[1:]) if (b - a).days > 1)
+        out.extend(await self._send_pieces(property_id, code, rest, full, budget))
+        return out
+
+    async def _send_pieces(self, property_id: int, code: str, pieces: list[Item], full: bool,
+                           budget: list[int]) -> list[tuple[Item, tuple[str, str | None]]]:
+        """Pieces of refused ranges, batched within the adapter's limits, one call of the
+        round's budget a batch (a batch refused whole is halved, a refused range probed)."""
+        out: list[tuple[Item, tuple[str, str | None]]] = []
+        for sub in batches(pieces, self.ch.caps):
+            if budget[0] < 1:
+                out.extend((it, ("dead", f"{self.ch.name} refused its range and this round's budget for sending "
+                                         "the good nights again is spent")) for it in sub)
+                continue
+            budget[0] -= 1
+            out.extend(await self._deliver(property_id, code, sub, full, budget))
         return out
 
     async def _send(self, property_id: int, code: str, batch: list[Item],
