@@ -26,7 +26,6 @@ from adapters.base.errors import (
     RateLimitedError,
     RetriableError,
 )
-
 from channelmgr.security import GuestFields, mask_body
 
 T = TypeVar("T")
@@ -143,6 +142,24 @@ class Refusals:
         return {"total": self.total, "by_reason": dict(self.by_reason), "last": list(self.samples)}
 
 
+MAX_RESPONSE_BYTES = 16 * 1024 ** 2
+PARSE_IN_THREAD_BYTES = 64 * 1024
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The answer's body, refused (not retried) once it passes ``limit`` bytes."""
+    declared = resp.content_length
+    if declared is not None and declared > limit:
+        raise FatalError(f"the answer is {declared} bytes, more than the {limit} this channel accepts")
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            raise FatalError(f"the answer passed {limit} bytes, more than this channel accepts")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class HttpClient:
     def __init__(self, settings: ChannelSettings, observer: ExchangeObserver | None,
                  redact: Callable[[str], str] | None = None, guest_fields: GuestFields | None = None):
@@ -153,6 +170,8 @@ class HttpClient:
         # where this OTA's messages carry names and free text (the adapter knows its format)
         self.guest_fields = guest_fields
         self.refused = Refusals()
+        # an OTA's answer is bounded too (a month of read-back is well under a megabyte)
+        self.max_response_bytes = int(settings.options.get("max_response_bytes", MAX_RESPONSE_BYTES))
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -239,7 +258,7 @@ class HttpClient:
             try:
                 async with self.session.request(method, self.url(path), data=data, json=json_body,
                                                 headers=headers, params=params) as resp:
-                    body = await resp.read()
+                    body = await _read_bounded(resp, self.max_response_bytes)
                     reply = Reply(resp.status, dict(resp.headers), body,
                                   (time.perf_counter() - started) * 1000)
             except asyncio.TimeoutError:
@@ -248,7 +267,10 @@ class HttpClient:
                 raise RetriableError(f"connection failed: {e.__class__.__name__}: {e}") from None
             ex.status = reply.status
             ex.response = self.redact(reply.body)
-            value = interpret(reply)
+            if len(reply.body) > PARSE_IN_THREAD_BYTES and not inspect.iscoroutinefunction(interpret):
+                value = await asyncio.to_thread(interpret, reply)  # a large answer: parsed off the loop
+            else:
+                value = interpret(reply)
             if inspect.isawaitable(value):
                 value = await value
             ex.result = reply.result
