@@ -79,10 +79,14 @@ async def status(db: Database, channels: list[str] | None = None,
 
 async def logs(db: Database, *, channel: str | None = None, property: str | None = None,
                since: datetime | None = None, failed: bool = False, after_id: int = 0,
-               limit: int = 200) -> list[dict[str, Any]]:
+               limit: int = 200, before_id: int | None = None) -> list[dict[str, Any]]:
+    """The newest ``limit`` rows (oldest first), or those after ``after_id`` (following
+    live), or the newest before ``before_id`` (paging back)."""
     async def q(conn):
         s = m.sync_log
         stmt = select(s).where(s.c.id > after_id)
+        if before_id is not None:
+            stmt = stmt.where(s.c.id < before_id)
         if channel:
             stmt = stmt.where(s.c.channel == channel)
         if property:

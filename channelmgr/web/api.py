@@ -222,12 +222,13 @@ async def sync_log(c: Ctx) -> dict:
     except (ValueError, OverflowError) as e:
         raise _BadInput(str(e).replace("--since", "since"), "since") from None
     rows = await logs(c.daemon.rt.db, channel=q.channel, property=q.property, since=since, failed=q.failed,
-                      after_id=q.after_id, limit=q.limit)
+                      after_id=q.after_id, limit=q.limit, before_id=q.before_id)
     if not q.full:
         for r in rows:
             r.pop("request", None)
             r.pop("response", None)
-    return {"rows": rows, "last_id": rows[-1]["id"] if rows else q.after_id}
+    return {"rows": rows, "last_id": rows[-1]["id"] if rows else q.after_id,
+            "first_id": rows[0]["id"] if rows else None}
 
 
 # ---- conflicts ------------------------------------------------------------------------------

@@ -82,6 +82,7 @@ class SyncLogQuery(_In):
     since: str = Field("1h", max_length=40, description="how far back: 10m, 2h, 1d or an ISO time")
     failed: bool = Field(False, description="only calls that did not succeed")
     after_id: int = Field(0, ge=0, le=MAX_ID, description="only rows after this id (follow live), oldest first")
+    before_id: int | None = Field(None, ge=1, le=MAX_ID, description="page back: the newest rows before this id")
     limit: int = Field(200, ge=1, le=1000)
     full: bool = Field(False, description="include the (redacted) request and response")
 
@@ -107,6 +108,7 @@ class SyncLogRow(BaseModel):
 class SyncLogOut(BaseModel):
     rows: list[SyncLogRow]
     last_id: int = Field(description="pass as after_id to get what came since")
+    first_id: int | None = Field(None, description="pass as before_id for the page before (None: no rows)")
 
 
 # ---- conflicts --------------------------------------------------------------------------

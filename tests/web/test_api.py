@@ -210,7 +210,14 @@ async def test_calendar_status_sync_log_and_mappings(run):
     status, st = await get(r, "/status", viewer)
     assert status == 200 and {c["channel"] for c in st["channels"]} == {"booking", "ctrip", "fliggy", "meituan"}
 
-    await r.converge(nights[:1], channels=("ctrip",))
+    r.d.wake_all()
+    await r.converge(nights, channels=("ctrip",))
+
+    async def pushed_twice():
+        await r.d.synclog.flush()
+        return len((await get(r, "/sync-log", viewer, channel="ctrip"))[1]["rows"]) >= 2
+
+    await r.wait_for(pushed_twice, what="the full push and the stop-sell in ctrip's sync log")
     await r.d.synclog.flush()
     status, body = await get(r, "/sync-log", viewer, channel="ctrip", since="1h")
     assert status == 200 and body["rows"] and {x["channel"] for x in body["rows"]} == {"ctrip"}
@@ -218,6 +225,11 @@ async def test_calendar_status_sync_log_and_mappings(run):
     last = body["last_id"]
     status, later = await get(r, "/sync-log", viewer, after_id=last)
     assert status == 200 and all(x["id"] > last for x in later["rows"])
+    assert len(body["rows"]) >= 2  # the full push and the change above, at least
+    status, page = await get(r, "/sync-log", viewer, channel="ctrip", limit=1)
+    assert [x["id"] for x in page["rows"]] == [max(x["id"] for x in body["rows"])]
+    status, back = await get(r, "/sync-log", viewer, channel="ctrip", before_id=page["first_id"], limit=1)
+    assert status == 200 and [x["id"] for x in back["rows"]] == [sorted(x["id"] for x in body["rows"])[-2]]
     status, full = await get(r, "/sync-log", viewer, channel="ctrip", full="true", limit=1)
     assert len(full["rows"]) == 1 and full["rows"][0]["request"]
     status, body = await get(r, "/sync-log", viewer, since="yesterday")
