@@ -67,7 +67,11 @@ def mount_web(app: web.Application, daemon: "Daemon") -> WebState:
         async def demo_admin(_app: web.Application) -> None:
             from channelmgr.web.accounts import ensure_admin
 
-            password = await ensure_admin(daemon.rt.db)
+            try:
+                password = await ensure_admin(daemon.rt.db)
+            except Exception as e:  # the daemon still runs; an admin can be added with `users add`
+                log.error("demo: the admin user could not be created", error=f"{e.__class__.__name__}: {e}")
+                return
             if password:
                 where = daemon.base_url or f"http://{daemon.config.http.host}:{daemon.config.http.port}"
                 log.warning(f"demo: created the user admin with the password {password} (shown only now)",

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from channelmgr.ledger import models as m
@@ -156,7 +157,10 @@ async def add_user(db: Database, name: str, role: str, password: str, *, actor: 
         await _journal(conn, actor, name, "add", None, {"role": role})
         return User(res.inserted_primary_key[0], name, role)
 
-    return await db.write(tx)
+    try:
+        return await db.write(tx)
+    except IntegrityError:  # another process added the same name just now (PostgreSQL)
+        raise LedgerError(f"there is already a user {name!r}") from None
 
 
 async def ensure_admin(db: Database, *, actor: str = "demo") -> str | None:

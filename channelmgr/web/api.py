@@ -200,6 +200,12 @@ async def me(c: Ctx) -> dict:
             "auth": c.request[webauth.HOW]}
 
 
+@route("GET", "/users", "The users, their roles and whether they have an API token (admin)", role="admin",
+       response_model=M.UsersOut)
+async def users(c: Ctx) -> dict:
+    return {"users": await accounts.list_users(c.daemon.rt.db)}
+
+
 # ---- status, sync log ---------------------------------------------------------------------
 @route("GET", "/status", "Per channel: last success, last error, pushes waiting, breaker; inbox and conflicts",
        response_model=M.StatusOut)

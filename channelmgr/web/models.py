@@ -55,6 +55,18 @@ class Ok(BaseModel):
     ok: bool = True
 
 
+class UserOut(BaseModel):
+    name: str
+    role: str
+    disabled: bool
+    created_at: str
+    has_token: bool
+
+
+class UsersOut(BaseModel):
+    users: list[UserOut]
+
+
 # ---- status -----------------------------------------------------------------------------
 class ChannelStatus(BaseModel):
     channel: str

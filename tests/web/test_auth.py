@@ -115,6 +115,12 @@ async def test_a_bearer_token_needs_no_csrf_and_ends_with_the_user(run_sqlite):
     async with r.http.post(f"{r.d.base_url}/api/v1/conflicts/{cid}/resolve", json={"note": "ok"},
                            headers=headers) as resp:
         assert resp.status == 200
+    async with r.http.get(f"{r.d.base_url}/api/v1/users", headers=headers) as resp:
+        assert resp.status == 403  # users are the admin's
+    async with r.http.get(f"{r.d.base_url}/api/v1/users", headers=await bearer(r.d, "admin")) as resp:
+        assert resp.status == 200
+        assert {(u["name"], u["role"], u["has_token"]) for u in (await resp.json())["users"]} == {
+            ("pms", "operator", True), ("t-admin", "admin", True)}
     await accounts.disable_user(r.d.rt.db, "pms", actor="test")
     async with r.http.get(f"{r.d.base_url}/api/v1/me", headers=headers) as resp:
         assert resp.status == 401
