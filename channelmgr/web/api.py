@@ -292,7 +292,12 @@ async def calendar(c: Ctx) -> dict:
         raise _BadInput(f"the range ends ({q.to}) before it starts ({q.from_})", "to")
     if (q.to - q.from_).days >= M.MAX_CALENDAR_NIGHTS:
         raise _BadInput(f"the calendar shows at most {M.MAX_CALENDAR_NIGHTS} nights at once", "to")
-    return await queries.calendar(c.daemon.rt.ledger, q.property, q.from_, q.to)
+    _check_channel(c.daemon, q.channel)
+    chrt = c.daemon.channels.get(q.channel) if q.channel else None
+    if q.channel and chrt is None:
+        raise _BadInput(f"the channel {q.channel} is not running in this daemon", "channel")
+    return await queries.calendar(c.daemon.rt.ledger, q.property, q.from_, q.to, mappings=c.daemon.mappings,
+                                  channel=q.channel, capabilities=chrt.adapter.capabilities if chrt else None)
 
 
 @route("GET", "/mappings", "The mapping version in force, when it came in, and the problems of a refused edit",

@@ -260,6 +260,8 @@ class CalendarQuery(_In):
     property: str = Field(pattern=CODE)
     from_: date = Field(alias="from")
     to: date
+    channel: str | None = Field(None, pattern=CHANNEL, description="also what this OTA should hold, derived "
+                                                                   "through the mappings")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -293,6 +295,25 @@ class CalendarRate(BaseModel):
     stop_sell: bool | None
 
 
+class ChannelCellOut(BaseModel):
+    channel: str
+    hotel: str
+    room: str
+    rate: str | None
+    night: str
+    room_type: str
+    rate_plan: str | None
+    rooms_to_sell: int | None
+    prices: dict[str, int] = Field(description="occupancy -> price in minor units")
+    currency: str | None
+    min_los: int | None
+    max_los: int | None
+    cta: bool | None
+    ctd: bool | None
+    stop_sell: bool | None
+    price_refused: str | None
+
+
 class CalendarOut(BaseModel):
     property: str
     timezone: str
@@ -301,6 +322,8 @@ class CalendarOut(BaseModel):
     to: str
     room_types: list[CalendarRoomType]
     rates: list[CalendarRate]
+    channel: str | None = None
+    channel_cells: list[ChannelCellOut] | None = None
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 

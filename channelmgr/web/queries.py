@@ -182,10 +182,37 @@ async def booking(ledger: Ledger, booking_id: int, *, reveal: bool) -> dict[str,
 
 
 # ---- calendar -------------------------------------------------------------------------
-async def calendar(ledger: Ledger, property: str, start: date, end: date) -> dict[str, Any]:
+def channel_cells(pm, channel: str, snap, nights: list[date], caps) -> list[dict[str, Any]]:
+    """What ``channel`` should hold over ``nights``, derived through the mappings exactly as
+    the push worker derives it (channelmgr.mapping.derive), in the OTA's codes."""
+    from channelmgr import dates
+    from channelmgr.mapping.derive import all_keys, derive
+
+    today = dates.business_date(datetime.now(timezone.utc), pm.timezone)
+    cells = derive(pm, channel, snap, all_keys(pm, channel, nights), today=today, supported=caps.restrictions,
+                   inventory_level=caps.inventory_level)
+    return [{"channel": c.channel, "hotel": c.hotel, "room": c.room, "rate": c.rate, "night": c.night.isoformat(),
+             "room_type": c.room_type, "rate_plan": c.rate_plan, "rooms_to_sell": c.rooms_to_sell,
+             "prices": {str(k): v for k, v in c.prices}, "currency": c.currency, "min_los": c.min_los,
+             "max_los": c.max_los, "cta": c.cta, "ctd": c.ctd, "stop_sell": c.stop_sell,
+             "price_refused": c.price_refused} for c in cells]
+
+
+async def calendar(ledger: Ledger, property: str, start: date, end: date, *, mappings=None,
+                   channel: str | None = None, capabilities=None) -> dict[str, Any]:
     """Room types by nights (free / sold / physical) with closed and stop-sold nights, and
-    rates per plan and night: Ledger.show, arranged for a grid."""
+    rates per plan and night: Ledger.show, arranged for a grid; with ``channel``, also what
+    that channel should hold (derived through the mappings in force)."""
     data = await ledger.show(property, start, end)
+    held = None
+    if channel is not None:
+        from channelmgr import dates
+
+        pm = mappings.get(property) if mappings else None
+        if pm is None or pm.channel(channel) is None:
+            raise LedgerError(f"{property} is not listed on {channel} in the mappings in force")
+        snap = await ledger.snapshot(property, start, end)
+        held = channel_cells(pm, channel, snap, list(dates.days(start, end)), capabilities)
 
     async def q(conn):
         cat = await Ledger.catalog(conn, property)
@@ -206,7 +233,8 @@ async def calendar(ledger: Ledger, property: str, start: date, end: date) -> dic
             "closed": stop_sold or r["free"] <= 0})
     return {"property": property, "timezone": prop.timezone, "currency": prop.currency,
             "from": start.isoformat(), "to": end.isoformat(),
-            "room_types": [{"room_type": k, "nights": v} for k, v in rooms.items()], "rates": data["rates"]}
+            "room_types": [{"room_type": k, "nights": v} for k, v in rooms.items()], "rates": data["rates"],
+            "channel": channel, "channel_cells": held}
 
 
 # ---- mappings --------------------------------------------------------------------------

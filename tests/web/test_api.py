@@ -207,6 +207,17 @@ async def test_calendar_status_sync_log_and_mappings(run):
     status, body = await get(r, "/calendar", viewer, **{"property": "SHA-BUND", "from": "soon", "to": "later"})
     assert status == 400 and body["field"] == "from"
 
+    # with a channel: what that OTA should hold, the cells the push worker derives
+    status, cal = await get(r, "/calendar", viewer, **{"property": "SHA-BUND", "from": nights[0].isoformat(),
+                                                       "to": nights[-1].isoformat(), "channel": "booking"})
+    assert status == 200, cal
+    want = {(c.room, c.rate, c.night.isoformat()): c.rooms_to_sell for c in await r.expected("booking", nights)}
+    got = {(c["room"], c["rate"], c["night"]): c["rooms_to_sell"] for c in cal["channel_cells"]}
+    assert got == want and got
+    status, body = await get(r, "/calendar", viewer, **{"property": "SHA-BUND", "from": nights[0].isoformat(),
+                                                        "to": nights[-1].isoformat(), "channel": "agoda"})
+    assert status == 400 and body["field"] == "channel"
+
     status, st = await get(r, "/status", viewer)
     assert status == 200 and {c["channel"] for c in st["channels"]} == {"booking", "ctrip", "fliggy", "meituan"}
 
