@@ -237,6 +237,12 @@ async def sync_log(c: Ctx) -> dict:
             "first_id": rows[0]["id"] if rows else None}
 
 
+@route("GET", "/journal", "Every change, newest first: who, what, before, after, why (`channelmgr journal`)",
+       query_model=M.JournalQuery, response_model=M.JournalOut, errors=(400,))
+async def journal(c: Ctx) -> dict:
+    return {"rows": await c.daemon.rt.ledger.journal(c.query.property, c.query.limit)}
+
+
 # ---- conflicts ------------------------------------------------------------------------------
 @route("GET", "/conflicts", "Conflicts (open by default), newest first, by kind", query_model=M.ConflictsQuery,
        response_model=M.ConflictsOut, errors=(400,))

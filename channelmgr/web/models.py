@@ -123,6 +123,30 @@ class SyncLogOut(BaseModel):
     first_id: int | None = Field(None, description="pass as before_id for the page before (None: no rows)")
 
 
+# ---- journal ----------------------------------------------------------------------------
+class JournalQuery(_In):
+    property: str | None = Field(None, pattern=CODE, description="only this hotel")
+    limit: int = Field(50, ge=1, le=500, description="the newest N changes")
+
+
+class JournalRow(BaseModel):
+    id: int
+    at: str
+    actor: str
+    property: str | None
+    entity: str
+    key: Any = None
+    action: str
+    before: Any = None
+    after: Any = None
+    reason: str | None
+    correlation_id: str
+
+
+class JournalOut(BaseModel):
+    rows: list[JournalRow]
+
+
 # ---- conflicts --------------------------------------------------------------------------
 class ConflictsQuery(_In):
     status: Literal["open", "resolved", "all"] = "open"

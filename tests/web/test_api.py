@@ -162,6 +162,8 @@ async def test_revenue_sets_ari_through_the_api_and_the_sandbox_gets_it(run):
     assert [x["price_minor"] for x in shown["rates"] if x["rate_plan"] == "BAR-DK"] == [77700]
     rows = [j for j in await r.ledger.journal("SHA-BUND", limit=10) if j["correlation_id"] == body["correlation_id"]]
     assert rows and all(j["actor"] == "user:chen" and j["reason"] == "api test" for j in rows)
+    status, api_rows = await get(r, "/journal", revenue, property="SHA-BUND", limit=10)
+    assert status == 200 and [j for j in api_rows["rows"] if j["correlation_id"] == body["correlation_id"]] == rows
     await r.converge([night], channels=("booking", "ctrip"))
     held = await r.state("booking")
     room, rate = r.codes("booking", "DK", "BAR-DK")
