@@ -12,6 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_ID = 2 ** 62
+# stay dates a hotel can mean (a date next to date.max overflows the night after it)
+FIRST_DATE, LAST_DATE = date(2000, 1, 1), date(2199, 12, 31)
 CODE = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 CHANNEL = r"^[a-z][a-z0-9_]{0,31}$"
 
@@ -190,7 +192,7 @@ class ResolveIn(_In):
 class BookingsQuery(_In):
     ota_id: str | None = Field(None, min_length=1, max_length=128, description="the OTA's booking id")
     confirmation: str | None = Field(None, min_length=1, max_length=32, description="our confirmation number")
-    arrival: date | None = Field(None, description="check-in date")
+    arrival: date | None = Field(None, ge=FIRST_DATE, le=LAST_DATE, description="check-in date")
     status: Literal["confirmed", "cancelled", "pending"] | None = None
     channel: str | None = Field(None, pattern=CHANNEL)
     property: str | None = Field(None, pattern=CODE)
@@ -281,9 +283,9 @@ MAX_CALENDAR_NIGHTS = 62
 
 
 class CalendarQuery(_In):
-    property: str = Field(pattern=CODE)
-    from_: date = Field(alias="from")
-    to: date
+    property: str = Field(pattern=CODE, examples=["SHA-BUND"])
+    from_: date = Field(alias="from", ge=FIRST_DATE, le=LAST_DATE)
+    to: date = Field(ge=FIRST_DATE, le=LAST_DATE)
     channel: str | None = Field(None, pattern=CHANNEL, description="also what this OTA should hold, derived "
                                                                    "through the mappings")
 
@@ -371,11 +373,11 @@ class MappingsOut(BaseModel):
 class AriIn(_In):
     """What `channelmgr ari set` takes, as JSON."""
 
-    property: str = Field(pattern=CODE)
-    room_type: str = Field(pattern=CODE)
-    rate_plan: str | None = Field(None, pattern=CODE)
-    from_: date = Field(alias="from", description="first night")
-    to: date = Field(description="last night (included)")
+    property: str = Field(pattern=CODE, examples=["SHA-BUND"])
+    room_type: str = Field(pattern=CODE, examples=["DK"])
+    rate_plan: str | None = Field(None, pattern=CODE, examples=["BAR-DK"])
+    from_: date = Field(alias="from", ge=FIRST_DATE, le=LAST_DATE, description="first night")
+    to: date = Field(ge=FIRST_DATE, le=LAST_DATE, description="last night (included)")
     rooms: int | None = Field(None, ge=0, le=100_000)
     out_of_order: int | None = Field(None, ge=0, le=100_000)
     held: int | None = Field(None, ge=0, le=100_000)

@@ -175,7 +175,8 @@ async def test_revenue_sets_ari_through_the_api_and_the_sandbox_gets_it(run):
     # the CLI's validation, as sentences with the field
     for bad, field in (({**ari, "price": "7.777"}, "price"), ({**ari, "price": "abc"}, "price"),
                        ({**ari, "rooms": -1}, "rooms"), ({**ari, "min_los": 0}, "min_los"),
-                       ({**ari, "from": "2026-13-01"}, "from"), ({**ari, "colour": "red"}, "colour")):
+                       ({**ari, "from": "2026-13-01"}, "from"), ({**ari, "colour": "red"}, "colour"),
+                       ({**ari, "from": "9999-12-30", "to": "9999-12-31"}, "from")):
         status, body = await send(r, "PUT", "/ari", revenue, bad)
         assert status == 400 and body["field"] == field and body["error"], (bad, body)
     for bad, words in (({**ari, "property": "NOPE"}, "no property"),
@@ -206,6 +207,9 @@ async def test_calendar_status_sync_log_and_mappings(run):
     status, body = await get(r, "/calendar", viewer, **{"property": "SHA-BUND", "from": nights[0].isoformat(),
                                                         "to": (nights[0] + timedelta(days=400)).isoformat()})
     assert status == 400 and body["field"] == "to"
+    status, body = await get(r, "/calendar", viewer, **{"property": "SHA-BUND", "from": "9999-12-01",
+                                                        "to": "9999-12-31", "channel": "booking"})
+    assert status == 400 and body["field"] == "from"  # the night after date.max does not exist
     status, body = await get(r, "/calendar", viewer, **{"property": "SHA-BUND", "from": "soon", "to": "later"})
     assert status == 400 and body["field"] == "from"
 
