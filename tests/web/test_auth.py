@@ -102,6 +102,12 @@ async def test_login_session_csrf_and_logout(run):
             assert me.status == 401  # the old session id is gone from the server, not only the browser
     assert [j.actor for j in await journal(r, "login")] == ["user:wang"]
     assert [j.actor for j in await journal(r, "logout")] == ["user:wang"]
+    # the journal API: the logins to everyone, where they came from to admins only
+    for role, remote in (("operator", None), ("admin", "127.0.0.1")):
+        async with r.http.get(f"{base}/api/v1/journal", headers=await bearer(r.d, role)) as resp:
+            rows = [j for j in (await resp.json())["rows"] if j["entity"] == "user" and j["action"] == "login"]
+        assert [j["actor"] for j in rows] == ["user:wang"]
+        assert (rows[0]["after"] or {}).get("remote") == remote
 
 
 async def test_a_bearer_token_needs_no_csrf_and_ends_with_the_user(run_sqlite):
@@ -205,5 +211,6 @@ async def test_the_demo_creates_an_admin_with_a_password_printed_once(tmp_path, 
     await d.start()
     try:
         assert "the password" not in capsys.readouterr().err  # once: the admin exists now
+        await asyncio.sleep(0.3)  # let its background tasks start before stopping it
     finally:
         await d.stop("test done")
