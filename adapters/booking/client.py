@@ -35,10 +35,10 @@ from adapters.base.errors import (
     RetriableError,
 )
 from adapters.base.http import HttpClient, Reply, classify_status
-from channelmgr.security import fields as guest_fields
 from adapters.booking import codec
 from adapters.booking.auth import make_auth
 from adapters.booking.codec import AckRef, Built, Options
+from channelmgr.security import fields as guest_fields
 
 Rejections = dict[int, tuple[str | None, str, bool]]  # item index -> (code, text, retriable)
 

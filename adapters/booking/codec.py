@@ -571,9 +571,9 @@ def acknowledgement(refs: Sequence[AckRef], feed: Literal["new", "modify"], opts
 # ---- B.XML read-back (Booking-proprietary; modelled) -------------------------------------
 
 READBACK_MAX_DAYS = 31
-
-
 DAYS_AHEAD = 730  # modelled: how far ahead Booking.com takes dates (the note asks for >= 12 months)
+
+
 def readback_request(hotel: str, start: date, end: date) -> bytes:
     days = (end - start).days + 1
     if not 1 <= days <= READBACK_MAX_DAYS:

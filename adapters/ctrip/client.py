@@ -25,10 +25,10 @@ from adapters.base.contract import (
 )
 from adapters.base.errors import AuthError, FatalError, ParseError, RetriableError
 from adapters.base.http import HttpClient, Reply, classify_status
-from channelmgr.security import fields as guest_fields
 from adapters.ctrip import codec
 from adapters.ctrip.auth import requestor
 from adapters.ctrip.codec import Built, Options
+from channelmgr.security import fields as guest_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     from aiohttp import web

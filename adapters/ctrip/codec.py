@@ -58,13 +58,13 @@ RATES_PATH = "/Hotel/OTAReceive/HotelRateAmountNotif.asmx"
 SOAP_ACTION = "http://www.opentravel.org/OTA/2003/05/Request"
 CONTENT_TYPE = "text/xml; charset=utf-8"
 MAX_DAYS_PER_MESSAGE = 365
+DAYS_AHEAD = 365  # modelled: the sale horizon, today .. today + 365 in the hotel's zone
 SET_LIMIT = "SetLimit"  # AvailStatusMessage/@BookingLimitMessageType
 SELL_CODE = "Sell"  # BaseByGuestAmt/@Code: the selling price (vendor use of the attribute)
 MEALS_ELEMENT = "MealsIncluded"  # Ctrip extension inside Rate, not in the OpenTravel schema
 BREAKFAST_ATTR = "NumberOfBreakfast"  # its attribute
 RES_ID_CTRIP = "501"  # HotelReservationID/@ResID_Type: Ctrip's order id
 RES_ID_OURS = "502"  # ... our confirmation number
-DAYS_AHEAD = 365  # modelled: the sale horizon, today .. today + 365 in the hotel's zone
 UNIQUE_ID_RESERVATION = "14"  # UniqueID/@Type of a reservation (OpenTravel UIT)
 UNIQUE_ID_HOTEL = "10"  # UniqueID/@Type of a hotel (OpenTravel UIT) - GUESS for OTA_CancelRQ
 

@@ -53,9 +53,9 @@ from adapters.base.errors import (
     RetriableError,
 )
 from adapters.base.http import HttpClient, Reply, classify_status
-from channelmgr.security import fields as guest_fields
 from adapters.fliggy import auth, codec
 from adapters.fliggy.codec import AckRef, Options, TopError
+from channelmgr.security import fields as guest_fields
 
 AUTH_CODES = {"12", "25", "26", "27", "28", "29"}
 RETRY_CODES = {"10"}

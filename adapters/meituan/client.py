@@ -29,10 +29,10 @@ from adapters.base.errors import (
     RetriableError,
 )
 from adapters.base.http import HttpClient, Reply, classify_status, retry_after_seconds
-from channelmgr.security import fields as guest_fields
 from adapters.meituan import codec
 from adapters.meituan.auth import make_signer
 from adapters.meituan.codec import Answer, Options
+from channelmgr.security import fields as guest_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     from aiohttp import web

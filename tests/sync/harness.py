@@ -129,6 +129,23 @@ class Running:
         key = (self.hotel(channel), room, rate if caps.inventory_level == "rate" else None, night.isoformat())
         return held.get(key, {}).get("rooms_to_sell")
 
+    async def settled(self, channels=CHANNELS, timeout: float = 60.0) -> None:
+        """Until no push waits or is in flight for these channels (the first full sync included)."""
+        from sqlalchemy import func, select
+
+        from channelmgr.ledger import models as m
+
+        async def waiting(conn):
+            return (await conn.execute(select(func.count()).select_from(m.outbox).where(
+                m.outbox.c.channel.in_(list(channels)), m.outbox.c.status.in_(("pending", "claimed"))))).scalar()
+
+        deadline = time.monotonic() + timeout
+        while await self.ledger.db.read(waiting):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{', '.join(channels)}: pushes still waiting after {timeout}s")
+            self.d.wake_all()
+            await asyncio.sleep(0.2)
+
     async def wait_for(self, predicate, timeout: float = 20.0, what: str = "condition") -> None:
         deadline = time.monotonic() + timeout
         while not await predicate():

@@ -45,6 +45,7 @@ async def test_the_watchdog_does_not_reopen_the_last_room_booking_com_just_sold(
                                      price_minor=88800, stop_sell=False), actor="test")
     r.d.wake_all()
     await r.converge([night])
+    await r.settled(("booking",), timeout=120)  # the first full sync must not re-send the night later
     assert await r.rooms("booking", "DK", night) == 1
 
     # guest one takes the last room at Booking.com; the booking waits in the feed, unpulled
@@ -87,6 +88,7 @@ async def test_a_drop_the_ledger_cannot_explain_is_raised_back_only_after_it_has
                                      price_minor=88800, stop_sell=False), actor="test")
     r.d.wake_all()
     await r.converge([night])
+    await r.settled(("booking",), timeout=120)  # the first full sync must not re-send the night later
     sandbox = r.d.channels["booking"].sandbox
     room, _ = r.codes("booking", "DK")
     sandbox.cells[(r.hotel("booking"), room, None, night)]["rooms_to_sell"] = 1  # by hand, at the OTA

@@ -21,9 +21,9 @@ import urllib.request
 from datetime import timedelta
 
 import pytest
-from lxml import etree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lxml import etree
 from sqlalchemy import select
 
 from adapters.base.sandbox import Faults

@@ -9,15 +9,13 @@ dead letters, each with the OTA's own reason.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import time
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from channelmgr import dates
 from channelmgr.ledger import models as m
@@ -40,15 +38,7 @@ async def _dead(r, channel: str | None = None) -> list:
 
 
 async def _settled(r, channel: str, timeout: float = 40.0) -> None:
-    async def waiting(conn):
-        return (await conn.execute(select(func.count()).select_from(m.outbox).where(
-            m.outbox.c.channel == channel, m.outbox.c.status.in_(("pending", "claimed"))))).scalar()
-
-    deadline = time.monotonic() + timeout
-    while await r.ledger.db.read(waiting):
-        assert time.monotonic() < deadline, f"{channel}: pushes still waiting after {timeout}s"
-        r.d.wake_all()
-        await asyncio.sleep(0.2)
+    await r.settled((channel,), timeout)
 
 
 LATE = [
