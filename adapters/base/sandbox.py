@@ -139,6 +139,7 @@ class Sandbox:
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._delivery_task: asyncio.Task | None = None
+        self._stopping = False
         self._delivery_wakeup = asyncio.Event()
         self._client: ClientSession | None = None
         self.base_url: str | None = None
@@ -329,7 +330,7 @@ class Sandbox:
 
     async def _delivery_loop(self) -> None:
         backoff: dict[tuple[str, int], float] = {}
-        while True:
+        while not self._stopping:
             self._delivery_wakeup.clear()
             now = time.monotonic()
             due = []
@@ -458,16 +459,23 @@ class Sandbox:
         sock = site._server.sockets[0]  # type: ignore[union-attr]
         self.base_url = f"http://{host}:{sock.getsockname()[1]}"
         if self.delivery == "push":
+            self._stopping = False
             self._delivery_task = asyncio.create_task(self._delivery_loop(), name=f"{self.name}-delivery")
         return self.base_url
 
     async def stop(self) -> None:
         if self._delivery_task:
+            # the flag as well as the cancel: Python 3.11's wait_for can swallow a cancel that
+            # arrives as its inner wait ends, and the loop must end all the same
+            self._stopping = True
+            self._delivery_wakeup.set()
             self._delivery_task.cancel()
-            try:
-                await self._delivery_task
-            except (asyncio.CancelledError, Exception):
-                pass
+            done, _ = await asyncio.wait({self._delivery_task}, timeout=5)
+            if done:
+                try:
+                    self._delivery_task.result()
+                except (asyncio.CancelledError, Exception):
+                    pass
         if self._client and not self._client.closed:
             await self._client.close()
         if self._runner:
