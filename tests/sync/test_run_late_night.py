@@ -95,7 +95,7 @@ async def test_channelmgr_run_at_shanghai_0230_sends_no_dead_letter_and_fills_ev
             await asyncio.sleep(2)
             st = _status(tmp_path, env)
             waiting = sum(c["outbox_depth"] for c in st["channels"])
-            if waiting == 0 and time.monotonic() > deadline - 120:
+            if waiting == 0 and time.monotonic() > deadline - 140:  # ten seconds of demo guests at least
                 break
             assert time.monotonic() < deadline, f"still {waiting} pushes waiting: {st}"
         assert [(c["channel"], c["dead_letters"]) for c in st["channels"]] == [
