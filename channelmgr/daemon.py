@@ -42,6 +42,7 @@ from channelmgr.sync.limits import CircuitBreaker
 from channelmgr.sync.push import ChannelRuntime, PushSettings, PushWorker
 from channelmgr.sync.receiver import Receiver
 from channelmgr.sync.synclog import SyncLog
+from channelmgr.tasks import cancel_and_wait
 
 log = structlog.get_logger("channelmgr.daemon")
 
@@ -492,9 +493,7 @@ class Daemon:
         if self._watch_task:
             self._watch_task.cancel()
         await asyncio.gather(*(w.stop(grace) for w in self.workers.values()), return_exceptions=True)
-        for t in self.worker_tasks:
-            t.cancel()
-        await asyncio.gather(*self.worker_tasks, return_exceptions=True)
+        await asyncio.gather(*(cancel_and_wait(t) for t in self.worker_tasks))
         if self.http:
             await self.http.cleanup()
         for c in self.channels.values():

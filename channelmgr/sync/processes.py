@@ -30,6 +30,7 @@ from sqlalchemy import select, text, update
 
 from channelmgr.ledger import models as m
 from channelmgr.ledger.db import Database
+from channelmgr.tasks import cancel_and_wait
 
 log = structlog.get_logger("channelmgr.processes")
 
@@ -151,11 +152,7 @@ class ProcessRegistry:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+            await cancel_and_wait(self._task)
             self._task = None
 
         async def tx(conn):

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from adapters.base.contract import Exchange
 from channelmgr.ledger import models as m
 from channelmgr.ledger.db import Database
+from channelmgr.tasks import cancel_and_wait
 
 log = structlog.get_logger("channelmgr.sync")
 
@@ -190,11 +191,7 @@ class SyncLog:
     async def stop(self) -> None:
         await self.flush()
         if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+            await cancel_and_wait(self._task)
             self._task = None
 
     # ---- channel status -----------------------------------------------------------------
