@@ -72,7 +72,10 @@ async def test_metrics_show_live_values(run):
     assert value(await scrape(r), "channelmgr_conflicts_open", kind="drift") == 1
 
     # an OTA that fails: the breaker is counted open once it trips (breaker_failures is 50 in tests)
-    r.d.channels["fliggy"].breaker.state = "open"
+    breaker = r.d.channels["fliggy"].breaker
+    breaker.reset_seconds = 3600  # stays open while we look (the push worker would probe it)
+    breaker.opened_at = time.monotonic()
+    breaker.state = "open"
     samples = await scrape(r)
     assert value(samples, "channelmgr_breaker_state", channel="fliggy", state="open") == 1.0
 
