@@ -203,8 +203,14 @@ async def test_a_pulled_booking_pulled_again_is_a_duplicate(running, channel):
     assert set((await _inbox(r, channel, oid))[1:]) <= {"duplicate"}
 
     await r.book(channel, action="modify", ota_booking_id=oid, checkout=nights[3].isoformat(), force=True)
-    got = await _applied(r, channel, oid, 2)
-    assert got["checkout"] == nights[3].isoformat()
+
+    async def modified():
+        b = await r.ledger.booking(channel, oid)
+        return b["checkout"] == nights[3].isoformat()
+
+    await r.wait_for(modified, timeout=30, what="the modification applied")
+    got = await r.ledger.booking(channel, oid)
+    assert sum(1 for v in got["revisions"] if v["outcome"] == "applied") == 2, got["revisions"]
 
 
 async def _async(value):
