@@ -172,7 +172,9 @@ def check_inbox(bg: Background) -> None:
     silent = [r for r in rows if r.status == "failed" and not (r.error or "").strip()]
     assert not silent, f"failed without a reason: {silent[:3]}"
     db = bg.run.d.rt.db
-    assert getattr(db, "slow_writes", 0) == 0, f"a write held the lock {getattr(db, 'slowest_write', None)}"
+    # the hostile stays of the old code held the lock for seconds to minutes; a real booking's
+    # write took up to 1.24 s on a loaded CI machine (three workers on two cores), so: 3 s
+    assert db.slowest_write[0] < 3.0, f"a write held the lock {db.slowest_write}"
 
 
 def _budget(started: list[float]) -> bool:
