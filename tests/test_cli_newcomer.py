@@ -77,7 +77,7 @@ def test_no_command_prints_the_help_and_exits_2(workdir):
     r = run(cwd=workdir)
     assert r.returncode == 2
     assert "usage: channelmgr" in r.stderr and "journal" in r.stderr
-    for group in ("db", "ari"):
+    for group in ("db", "ari", "mappings", "users"):
         r = run(group, cwd=workdir)
         assert r.returncode == 2 and f"usage: channelmgr {group}" in r.stderr
 

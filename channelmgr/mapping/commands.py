@@ -30,7 +30,7 @@ def register(sub, common) -> None:
                                    "by revenue staff. Check an edit, and see what it would change on each OTA "
                                    "before it goes into force.")
     ms = m.add_subparsers(dest="mappings_command", metavar="ACTION")
-    m.set_defaults(func=lambda args: _help(m))
+    m.set_defaults(help_parser=m)  # without its action: help on stderr, status 2, like `db` and `ari`
 
     c = ms.add_parser("check", parents=[common], help="check mapping files and say what is wrong, line by line",
                       description="Check mapping files: their keys and values, and that every room type, rate "
@@ -53,11 +53,6 @@ def register(sub, common) -> None:
                    help="example lines per channel (default 10)")
     d.add_argument("--json", action="store_true", help="print every changed cell as JSON for other programs")
     d.set_defaults(func=cmd_diff)
-
-
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return EXIT_OK
 
 
 def _mappings_dir(args: argparse.Namespace) -> Path:
