@@ -32,6 +32,13 @@ def words(text: str) -> set[str]:
     return set(re.findall(r"[A-Za-z]{2,}", text or ""))
 
 
+def code_words(mapping) -> set[str]:
+    """The codes a page may show where no <code> mark fits (an <option>, a heading): the
+    property's, room types' and rate plans' codes, and the channels' own names."""
+    codes = [mapping.code] + list(mapping.room_types) + list(mapping.rate_plans)
+    return words(" ".join(codes)) | {"booking", "ctrip", "fliggy", "meituan"}
+
+
 def data_phrases(mapping, users=()) -> list[str]:
     """Data shown as it was given, not ours to translate: the hotel's, room types' and rate
     plans' names from the mapping (each whole and its Latin part alone), the demo guests'
