@@ -19,7 +19,8 @@ from tests.browser.console import (ABBREVIATIONS, BRANDS, code_words, csrf_of, d
                                    poll, screenshot, set_field)
 from tests.browser.demo import CHANNELS, Client
 
-pytestmark = pytest.mark.slow
+# one worker runs them all (pytest-xdist --dist loadgroup): one demo and one browser at a time on CI's 2 cores
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
 PROPERTY = "SHA-BUND"
 USERS = {"viewer": "li.na", "operator": "wang.fang", "revenue": "zhou.jie"}

@@ -11,7 +11,7 @@ from tests.browser.demo import Demo
 from tests.browser.test_console import check_booking_within_goal, check_login_and_channels
 from tests.conftest import create_pg_database, drop_pg_database
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.xdist_group("browser")]
 
 
 @pytest.fixture(scope="module")
