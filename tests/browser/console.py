@@ -105,6 +105,16 @@ def login(page, base: str, name: str, password: str) -> None:
     assert name in page.locator("[data-testid=user]").inner_text()
 
 
+def settle(page, timeout_ms: int = 8000) -> None:
+    """Until the page's requests are done (htmx fragments), or a while if it polls on and on."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_load_state("networkidle", timeout=timeout_ms)
+    except PlaywrightTimeout:
+        pass
+
+
 def csrf_of(page) -> str:
     """The CSRF token the page's own forms carry (the logout form is on every page)."""
     return page.locator("form[data-testid=logout] input[name=csrf]").get_attribute("value")

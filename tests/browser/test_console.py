@@ -16,7 +16,7 @@ import pytest
 from channelmgr import dates
 from channelmgr.web.api import ROUTES
 from tests.browser.console import (ABBREVIATIONS, BRANDS, code_words, csrf_of, data_phrases, english_left, login,
-                                   poll, screenshot, set_field)
+                                   poll, screenshot, set_field, settle)
 from tests.browser.demo import CHANNELS, Client
 
 # one worker runs them all (pytest-xdist --dist loadgroup): one demo and one browser at a time on CI's 2 cores
@@ -235,18 +235,18 @@ def test_every_page_in_both_languages_and_no_english_left_in_chinese(demo, conte
             expect()(page.locator("html")).to_have_attribute("lang", html_lang)
             expect()(page.locator("nav[data-testid=nav]")).to_be_visible()
             expect()(page.locator(f"a[data-testid=lang-{'en' if lang == 'zh' else 'zh'}]")).to_be_visible()
-            page.wait_for_load_state("networkidle")
+            settle(page)
             screenshot(page, tmp_path, f"{name}-{lang}")
             views = [(name, page)]
             if name == "calendar":  # a cell's drill-down: its journal rows and sync-log calls
                 page.locator(f"td[data-testid=cell][data-room-type=DK][data-night='{today()}']").click()
                 expect()(page.locator("[data-testid=cell-detail]")).not_to_be_empty()
-                page.wait_for_load_state("networkidle")
+                settle(page)
                 screenshot(page, tmp_path, f"calendar-cell-{lang}")
                 views = [("calendar+cell", page)]
             if name == "sync-log":  # a call's request and response
                 page.locator("tr[data-testid=sync-row]").first.click()
-                page.wait_for_load_state("networkidle")
+                settle(page)
                 screenshot(page, tmp_path, f"sync-log-call-{lang}")
                 views = [("sync-log+call", page)]
             if lang == "zh":
@@ -303,9 +303,10 @@ def test_an_operator_resolves_a_conflict_on_the_page_and_who_and_when_are_record
     card.locator("form[data-testid=resolve] textarea[name=note]").fill(note)
     t0 = datetime.now(timezone.utc)
     card.locator("form[data-testid=resolve] [type=submit]").click()
-    page.wait_for_load_state("networkidle")
-    got = demo.admin_client().get(f"/api/v1/conflicts/{cid}").json()
-    assert got["status"] == "resolved" and got["resolved_by"] == name and got["resolution"] == note, got
+    settle(page)
+    got, _ = poll("the conflict resolved", lambda: (lambda c: c if c["status"] == "resolved" else None)(
+        demo.admin_client().get(f"/api/v1/conflicts/{cid}").json()), timeout=30)
+    assert got["resolved_by"] == name and got["resolution"] == note, got
     at = datetime.fromisoformat(got["resolved_at"])
     assert t0 - timedelta(seconds=5) <= (at if at.tzinfo else at.replace(tzinfo=timezone.utc)) <= \
         datetime.now(timezone.utc) + timedelta(seconds=5)
@@ -335,7 +336,7 @@ def test_a_viewer_sees_masked_guest_data_and_cannot_set_ari_on_the_page_or_the_a
     login(page, demo.base, name, password)
     for url in ("/bookings", f"/bookings?q={oid}", f"/bookings/{bid}"):
         page.goto(demo.base + url)
-        page.wait_for_load_state("networkidle")
+        settle(page)
         html = page.content()
         for secret in SECRETS:
             assert secret not in html, (url, secret)
@@ -410,7 +411,7 @@ def test_a_revenue_user_sets_ari_through_the_page_form_and_the_api(demo, context
                      ("to", str(night + timedelta(days=1))), ("rooms", "6"), ("price", "2345.00")):
         set_field(form, field, v)
     form.locator("[type=submit]").click()
-    page.wait_for_load_state("networkidle")
+    settle(page)
     admin = demo.admin_client()
 
     def applied():
