@@ -23,6 +23,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -162,6 +163,12 @@ bookings = Table(
     Column("unmapped", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("channel", "ota_booking_id", name="uq_bookings_channel_ota_id"),
     Index("ix_bookings_property_checkin", "property_id", "checkin"),
+    # issue 13 (migration 0004): the console's search and arrival list at 100,000 bookings
+    Index("ix_bookings_ota_booking_id", "ota_booking_id"),
+    Index("ix_bookings_confirmation", "confirmation"),
+    Index("ix_bookings_checkin", "checkin"),
+    # issue 14 (migration 0005): the booking-date reports
+    Index("ix_bookings_property_booked_at", "property_id", "booked_at"),
 )
 
 booking_nights = Table(
@@ -258,7 +265,13 @@ outbox = Table(
     Column("lease_until", TS, nullable=True),
     Column("last_error", Text, nullable=True),
     Column("correlation_id", String(64), nullable=True),
+    # issue 13 (migration 0004): 0 closes (a fall in rooms to sell, a stop-sell), 1 any other
+    # change, 2 a full push; claimed in (priority, id) order, so a closure overtakes prices
+    Column("priority", SmallInteger, nullable=False, server_default=text("1")),
     Index("ix_outbox_claim", "status", "channel", "available_at"),
+    Index("ix_outbox_next", "channel", "status", "priority", "id"),
+    Index("ix_outbox_channel_cell", "channel", "cell", "status"),
+    Index("ix_outbox_created_at", "created_at"),
     Index(
         "uq_outbox_pending_cell",
         "channel",
@@ -387,4 +400,126 @@ web_sessions = Table(
     Column("created_at", TS, nullable=False),
     Column("expires_at", TS, nullable=False),
     Column("remote", String(64), nullable=True),
+)
+
+
+# issue 12 (migration 0003): the reservations desk (channelmgr/desk). Direct bookings are rows
+# of ``bookings`` like OTA ones (channel = their source: website, phone, walk_in, ...).
+
+# an API call's Idempotency-Key: a retry with the same key and body gets the first answer
+desk_idempotency = Table(
+    "desk_idempotency",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("actor", String(64), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("body_sha256", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("response", JSON, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+# a guest's special request, one per kind and text, on a clock from the booking's arrival
+desk_requests = Table(
+    "desk_requests",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("booking_id", ForeignKey("bookings.id"), nullable=False, index=True),
+    Column("property_id", ForeignKey("properties.id"), nullable=True),
+    # accessible | non_smoking | high_floor | extra_bed | cot | dietary | late_arrival | other
+    Column("kind", String(16), nullable=False),
+    Column("text_ct", Text, nullable=False),  # the guest's words, encrypted
+    Column("text_sha256", String(64), nullable=False),  # keyed digest: the same words again
+    Column("status", String(16), nullable=False),  # open | answered | done | withdrawn
+    Column("received_at", TS, nullable=False),  # the clock starts: the booking's arrival in the ledger
+    Column("due_at", TS, nullable=False),
+    Column("answered_at", TS, nullable=True),
+    Column("answered_by", String(64), nullable=True),
+    Column("note", Text, nullable=True),
+    Column("done_at", TS, nullable=True),
+    Column("done_by", String(64), nullable=True),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_desk_requests_status_due", "status", "due_at"),
+)
+
+# who saw a booking's guest data in clear, when, and why
+desk_access_audit = Table(
+    "desk_access_audit",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("at", TS, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("booking_id", ForeignKey("bookings.id"), nullable=False, index=True),
+    Column("why", Text, nullable=False),
+    Column("via", String(16), nullable=False),  # cli | api | page
+)
+
+# a pulled booking revision acknowledged to its OTA (a pushed one is answered on commit)
+desk_acks = Table(
+    "desk_acks",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("channel", String(32), nullable=False),
+    Column("ota_booking_id", String(128), nullable=False),
+    Column("revision", String(128), nullable=False),
+    Column("acked_at", TS, nullable=False),
+    UniqueConstraint("channel", "ota_booking_id", "revision", name="uq_desk_acks_key"),
+)
+
+# a booking's contacts as keyed digests (HMAC of the normalised phone / e-mail), never plain:
+# the suspicious-booking checks count rooms and cancellations per contact across channels
+desk_contacts = Table(
+    "desk_contacts",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("booking_id", ForeignKey("bookings.id"), nullable=False, index=True),
+    Column("kind", String(8), nullable=False),  # phone | email
+    Column("digest", String(64), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("rooms", Integer, nullable=False),
+    Column("cancelled_at", TS, nullable=True),
+    UniqueConstraint("booking_id", "kind", name="uq_desk_contacts_booking_kind"),
+    Index("ix_desk_contacts_digest_at", "digest", "at"),
+)
+
+# the desk's high-water marks (the last booking revision it has read)
+desk_state = Table(
+    "desk_state",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+
+# issue 14 (migration 0005): OTA statements imported for settlement, and their lines
+statements = Table(
+    "statements",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("channel", String(32), nullable=False),
+    Column("file_name", String(255), nullable=False),
+    Column("content_sha256", String(64), nullable=False),  # the same file again changes nothing
+    Column("imported_by", String(64), nullable=False),
+    Column("imported_at", TS, nullable=False),
+    Column("lines", Integer, nullable=False),
+    UniqueConstraint("channel", "content_sha256", name="uq_statements_channel_sha"),
+)
+
+statement_lines = Table(
+    "statement_lines",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("statement_id", BigInteger, ForeignKey("statements.id"), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("month", String(7), nullable=False),  # YYYY-MM of the arrival
+    Column("hotel_code", String(64), nullable=True),
+    Column("ota_booking_id", String(128), nullable=False),
+    Column("checkin", Date, nullable=True),
+    Column("checkout", Date, nullable=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("commission_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Index("ix_statement_lines_statement_id", "statement_id"),
+    Index("ix_statement_lines_ota_booking_id", "ota_booking_id"),
 )

@@ -9,11 +9,13 @@ See docs/mappings.md for the language with examples.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -119,10 +121,26 @@ class PropertyInfo(_M):
         return v
 
 
+class OverbookingPolicy(_M):
+    """Issue 12 (the desk): rooms that may be sold past physical (direct bookings within it need
+    no override) and the room types that may absorb a guest of this one, best first."""
+
+    allowed: int = Field(0, ge=0, le=1_000)
+    upgrade_to: tuple[Code, ...] = ()
+
+
+class PartnerHotel(_M):
+    """A hotel nearby that takes our guests when we cannot (relocation)."""
+
+    name: Text = Field(min_length=1, max_length=200)
+    phone: Text = Field(min_length=3, max_length=40)
+
+
 class RoomType(_M):
     code: Code
     name: Text
     physical_rooms: int = Field(ge=0, le=10_000)
+    overbooking: OverbookingPolicy = OverbookingPolicy()
 
 
 class PriceStep(_M):
@@ -284,8 +302,55 @@ class ChannelMapping(_M):
         return v
 
 
+class CommissionRate(_M):
+    """Issue 14 (reports): what a channel keeps, a percent of room revenue, for bookings arriving
+    on or after ``from`` (until the next rate's ``from``)."""
+
+    from_: date = Field(alias="from")
+    percent: Num
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("percent")
+    @classmethod
+    def _percent(cls, v: Decimal) -> Decimal:
+        if v < 0 or v > 100:
+            raise ValueError(f"a commission is a percent from 0 to 100, not {v}")
+        if v != v.quantize(Decimal("0.01")):
+            raise ValueError(f"a commission has at most two decimals (like 15 or 12.5), not {v}")
+        return v
+
+    @property
+    def basis_points(self) -> int:
+        return int(self.percent * 100)
+
+
+def _commission_dates(v: dict[str, tuple[CommissionRate, ...]]) -> dict[str, tuple[CommissionRate, ...]]:
+    for channel, rates in v.items():
+        seen = [r.from_ for r in rates]
+        if len(set(seen)) != len(seen):
+            raise ValueError(f"commission of {channel}: two rates from the same date")
+    return v
+
+
 class MappingFile(_M):
     property: PropertyInfo
     room_types: tuple[RoomType, ...] = Field(min_length=1)
     rate_plans: tuple[RatePlan, ...] = ()
     channels: dict[str, ChannelMapping] = Field(default_factory=dict)
+    partner_hotels: tuple[PartnerHotel, ...] = ()  # issue 12: where a guest is relocated to
+    # issue 14 (reports): commission per channel or direct source, and exchange rates to the
+    # property's currency (1 unit of the key = that many units of the property's currency)
+    commission: Annotated[dict[Code, tuple[CommissionRate, ...]], AfterValidator(_commission_dates)] = Field(
+        default_factory=dict)
+    exchange_rates: dict[str, Num] = Field(default_factory=dict)
+
+    @field_validator("exchange_rates")
+    @classmethod
+    def _rates(cls, v: dict[str, Decimal]) -> dict[str, Decimal]:
+        for cur, rate in v.items():
+            if cur not in EXPONENT:
+                raise ValueError(f"'{cur}' is not a currency code channelmgr knows; write it like CNY, USD, EUR")
+            if rate <= 0:
+                raise ValueError(f"the exchange rate of {cur} must be more than 0, not {rate}")
+        return v
