@@ -330,6 +330,7 @@ COMMAND_MODULES = [
     "channelmgr.mapping.commands",  # mappings check / diff
     "channelmgr.daemon_commands",  # run, sandbox, logs, status
     "channelmgr.web.commands",  # users; conflicts show / resolve (after daemon_commands: extends conflicts)
+    "channelmgr.desk.commands",  # bookings, requests, audit, overbooking; conflicts resolve --upgrade-to (after web)
 ]
 
 

@@ -120,6 +120,9 @@ class ChannelConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+from channelmgr.desk.settings import DeskConfig  # noqa: E402  (issue 12: the reservations desk)
+
+
 class Config(_Strict):
     database: DatabaseConfig = DatabaseConfig()
     http: HttpConfig = HttpConfig()
@@ -129,6 +132,7 @@ class Config(_Strict):
     sync: SyncConfig = SyncConfig()
     demo: DemoConfig = DemoConfig()
     web: WebConfig = WebConfig()
+    desk: DeskConfig = DeskConfig()
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
 
     # where the file was read from; relative paths in it are relative to its folder

@@ -115,6 +115,7 @@ class Daemon:
         self._stopped = asyncio.Event()
         self._push_settings = push_settings
         self.demo = None
+        self.desk = None  # channelmgr.desk.service.Desk (issue 12), made at start
         self.started_at = time.monotonic()
         self._done = asyncio.Event()
 
@@ -142,6 +143,9 @@ class Daemon:
         self.receiver = Receiver(self.rt.ledger, lambda: self.mappings, on_committed=self.wake_all,
                                  max_stay_nights={n: c.max_stay_nights for n, c in cfg.channels.items()},
                                  booking_id_hint=self._booking_id_hint)
+        from channelmgr.desk.service import Desk  # issue 12: the reservations desk
+
+        self.desk = Desk(self.rt.ledger, cfg.desk, lambda: self.mappings)
         await self._start_http()
         await self._start_channels()
         await self._release_previous_claims()
@@ -344,6 +348,12 @@ class Daemon:
 
         sch.add_job(self.full_sync, "cron", hour=hh, minute=mm, id="full-sync", timezone=get_localzone())
         sch.add_job(self.watchdog, "interval", seconds=cfg.sync.watchdog_interval_seconds, id="watchdog")
+        # issue 12: the desk reads new bookings (requests, flags, ack deadlines), and checks overbookings daily
+        sch.add_job(self.desk_scan, "interval", seconds=cfg.desk.scan_interval_seconds, id="desk-scan",
+                    next_run_time=datetime.now(timezone.utc) + timedelta(seconds=1))
+        oh, om = (int(x) for x in cfg.desk.overbooking_check_at.split(":"))
+        sch.add_job(self.overbooking_check, "cron", hour=oh, minute=om, id="overbooking-check",
+                    timezone=get_localzone())
         if cfg.demo.synthetic_guests and any(c.sandbox for c in self.channels.values()):
             from channelmgr.demo import SyntheticGuests
 
@@ -411,6 +421,7 @@ class Daemon:
         if accepted:
             try:
                 await chrt.adapter.acknowledge(accepted)
+                await self._guard(self.desk.record_acks(name, accepted), "desk-acks")
             except Exception as e:  # committed but not acknowledged: the OTA re-sends, we answer duplicate
                 log.warning("acknowledge failed; the OTA will send them again", channel=name, error=str(e),
                             bookings=len(accepted))
@@ -450,6 +461,21 @@ class Daemon:
                     await check_drift(self, name)
                 except Exception as e:
                     log.warning("drift check failed", channel=name, error=str(e))
+
+    async def desk_scan(self) -> dict[str, int] | None:
+        try:
+            return await self.desk.scan()
+        except Exception as e:  # the next run tries again; bookings are never held up by it
+            log.warning("desk scan failed; will try again", error=f"{e.__class__.__name__}: {e}")
+            return None
+
+    async def overbooking_check(self) -> list[dict[str, Any]]:
+        rows = await self.desk.overbooking.check()
+        for p in rows:
+            for n in p["overbooked"]:
+                log.warning("overbooked night ahead", property=p["property"], room_type=n["room_type"],
+                            night=n["night"], over=n["over"])
+        return rows
 
     async def reload(self, reason: str) -> Any:
         if self.reloader is None:  # still starting: the reloader takes it up once it runs

@@ -250,6 +250,12 @@ async def cmd_status(args: argparse.Namespace) -> int:
               "the daemon re-processes them when it starts")
     if data["conflicts_open"]:
         print("open conflicts: " + ", ".join(f"{k} {v}" for k, v in sorted(data["conflicts_open"].items())))
+    for ch, u in sorted((data.get("unacknowledged") or {}).items()):  # issue 12: the OTAs' ack deadlines
+        o = u["oldest"]
+        left = o["seconds_left"]
+        print(f"{ch}: {u['count']} booking(s) not acknowledged; the oldest, {o['ota_booking_id']} "
+              f"(revision {o['revision']}), " + (f"has {left // 60} min {left % 60} s before {ch}'s fallback"
+                                                  if left > 0 else f"passed {ch}'s fallback {-left // 60} min ago"))
     return 0
 
 

@@ -74,7 +74,12 @@ async def status(db: Database, channels: list[str] | None = None,
         return {"channels": out, "inbox_failed": failed_inbox, "inbox_stuck": stuck_inbox,
                 "conflicts_open": open_conflicts}
 
-    return await db.read(q)
+    out = await db.read(q)
+    # issue 12: the oldest booking not acknowledged to its OTA per channel, and its time left
+    from channelmgr.desk.service import unacknowledged
+
+    out["unacknowledged"] = await unacknowledged(db)
+    return out
 
 
 async def logs(db: Database, *, channel: str | None = None, property: str | None = None,

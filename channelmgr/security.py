@@ -34,6 +34,11 @@ class Cipher:
         if len(key) != 32:
             raise DataKeyError("the data key must be 32 bytes (base64 of 32 random bytes)")
         self._aead = AESGCM(key)
+        # a key of its own for keyed digests (HMAC), derived from the data key
+        import hashlib
+        import hmac
+
+        self._mac_key = hmac.new(key, b"channelmgr keyed digest v1", hashlib.sha256).digest()
 
     @classmethod
     def from_settings(cls, env_var: str, key_file: str | Path, env: dict[str, str] | None = None) -> "Cipher":
@@ -74,6 +79,14 @@ class Cipher:
     def decrypt(self, token: str | None) -> str | None:
         data = self.decrypt_bytes(token)
         return None if data is None else data.decode("utf-8")
+
+    def digest(self, text: str) -> str:
+        """A keyed digest (HMAC-SHA256, hex) of already normalised text: the same phone or
+        e-mail is recognised across bookings without keeping it in plain (issue 12)."""
+        import hashlib
+        import hmac
+
+        return hmac.new(self._mac_key, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 # ---- masking ---------------------------------------------------------------------------

@@ -87,6 +87,10 @@ class Capabilities:
     readback: bool = False  # can read back what the OTA holds
     readback_max_days: int = 31
     currencies: frozenset[str] | None = None  # None = any
+    # the OTA's fallback for a booking we have not acknowledged (issue 12): after this many
+    # minutes it stops waiting for us (Booking.com e-mails the property); None = no fallback
+    ack_deadline_minutes: float | None = None
+    ack_fallback: str = ""  # what happens then, in words, and whether it is documented or modelled
 
     @property
     def horizon_days(self) -> int:

@@ -95,6 +95,9 @@ class BookingAdapter(ChannelAdapter):
         booking_delivery="pull",
         readback=True,
         readback_max_days=codec.READBACK_MAX_DAYS,
+        ack_deadline_minutes=30,
+        ack_fallback=("Booking.com: a reservation not retrieved and acknowledged (OTA_HotelResNotif) within 30 minutes "
+                      "is sent to the property by e-mail instead (documented)."),
     )
     sandbox_class = "adapters.booking.sandbox:BookingSandbox"
 

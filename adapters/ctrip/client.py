@@ -82,6 +82,10 @@ class CtripAdapter(ChannelAdapter):
         rate_limit_burst=4,
         booking_delivery="push",
         readback=False,
+        ack_deadline_minutes=15,
+        ack_fallback=("Ctrip/Trip.com pushes the order to us and our answer is the acknowledgement; an order left "
+                      "unconfirmed is confirmed by Ctrip staff by phone or e-mail after about 15 minutes (modelled: no "
+                      "public figure)."),
     )
     sandbox_class = "adapters.ctrip.sandbox:CtripSandbox"
 

@@ -97,6 +97,9 @@ class FliggyAdapter(ChannelAdapter):
         booking_delivery="pull",
         readback=False,
         currencies=frozenset({codec.CURRENCY}),
+        ack_deadline_minutes=30,
+        ack_fallback=("Fliggy: an order pulled but not confirmed to Fliggy within 30 minutes goes to the merchant "
+                      "console for manual confirmation, and may be closed (modelled: no public figure)."),
     )
     sandbox_class = "adapters.fliggy.sandbox:FliggySandbox"
 

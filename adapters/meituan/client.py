@@ -93,6 +93,9 @@ class MeituanAdapter(ChannelAdapter):
         readback=True,
         readback_max_days=codec.READBACK_MAX_DAYS,
         currencies=frozenset({"CNY"}),
+        ack_deadline_minutes=10,
+        ack_fallback=("Meituan pushes the order and our answer is the acknowledgement; an order left unconfirmed goes "
+                      "to manual confirmation by Meituan after about 10 minutes (modelled: no public figure)."),
     )
     sandbox_class = "adapters.meituan.sandbox:MeituanSandbox"
 

@@ -511,8 +511,14 @@ class Ledger:
         return rows
 
     # ---- bookings -----------------------------------------------------------------
-    async def apply_booking(self, b: IncomingBooking) -> BookingResult:
-        """Apply one booking revision: idempotent, ordered by revised_at, never refused."""
+    async def apply_booking(self, b: IncomingBooking, *, actor: str | None = None,
+                            check: Any = None) -> BookingResult:
+        """Apply one booking revision: idempotent, ordered by revised_at, never refused.
+
+        A direct booking (channelmgr.desk) takes this same path with ``actor`` (who entered
+        it) and ``check``: ``await check(conn, takes)`` inside the transaction, after the
+        inventory rows are locked, with ``takes`` = [(room type id, night, free after,
+        rooms taken)] for every night it takes rooms on; raising refuses it (rolled back)."""
         # OTAs stamp times in their own zones (Fliggy in GMT+8): the ledger keeps UTC, so that
         # revisions compare right and SQLite (which drops the offset) stores the same instant
         b = dataclasses.replace(b, booked_at=_utc(b.booked_at), revised_at=_utc(b.revised_at))
@@ -520,7 +526,7 @@ class Ledger:
         async def tx(conn: AsyncConnection) -> BookingResult:
             now = utcnow()
             cid = new_correlation_id()
-            actor = f"channel:{b.channel}"
+            who = actor or f"channel:{b.channel}"
             seen = (await conn.execute(
                 select(m.booking_revisions.c.booking_id, m.bookings.c.confirmation, m.bookings.c.status,
                        m.bookings.c.overbooked)
@@ -574,7 +580,7 @@ class Ledger:
                         action=b.action, revised_at=b.revised_at, received_at=now, inbox_id=b.inbox_id,
                         outcome="superseded", fingerprint=b.fingerprint))
                     await self.add_journal(conn, [self._jrow(
-                        now, actor, booking.property_id, "booking",
+                        now, who, booking.property_id, "booking",
                         {"channel": b.channel, "ota_booking_id": b.ota_booking_id}, "superseded", None,
                         {"revision": b.revision, "action": b.action}, "an older revision arrived after a newer one", cid)])
                     await self._mark_inbox(conn, b, "applied", now)
@@ -604,6 +610,7 @@ class Ledger:
                             delta[(rt.id, night)] = delta.get((rt.id, night), 0) + stay.rooms
             touched = {k: v for k, v in delta.items() if v != 0}
             overbooked_nights: list[tuple[int, date, int]] = []
+            takes: list[tuple[int, date, int, int]] = []  # for ``check`` (direct bookings)
             journal: list[dict[str, Any]] = []
             if touched:
                 prop_of_rt = pid if pid is not None else booking.property_id
@@ -618,8 +625,10 @@ class Ledger:
                     free_after = physical - row.out_of_order - sold_after - row.held
                     if d > 0 and free_after < 0:
                         overbooked_nights.append((rtid, night, free_after + d))
+                    if d > 0:
+                        takes.append((rtid, night, free_after, d))
                     upd.append({"k_rt": rtid, "k_night": night, "v_sold": max(0, sold_after)})
-                    journal.append(self._jrow(now, actor, prop_of_rt, "inventory",
+                    journal.append(self._jrow(now, who, prop_of_rt, "inventory",
                                               {"room_type": rt.code if rt else rtid, "night": night.isoformat()},
                                               "sold", {"sold": row.sold}, {"sold": max(0, sold_after)},
                                               f"booking {b.channel}:{b.ota_booking_id} {b.action}", cid))
@@ -628,6 +637,8 @@ class Ledger:
                 ).values(sold=_bind("v_sold"))
                 for chunk in _chunks(upd):
                     await conn.execute(stmt, list(chunk))
+            if check is not None:
+                await check(conn, takes)
             await conn.execute(delete(m.booking_nights).where(m.booking_nights.c.booking_id == bid))
             if new_nights:
                 await conn.execute(m.booking_nights.insert(), new_nights)
@@ -656,6 +667,8 @@ class Ledger:
                                ("special_requests_ct", b.special_requests)):
                 if plain:
                     values[col] = self.cipher.encrypt(plain)
+                elif col == "special_requests_ct" and b.action == "modify":
+                    values[col] = None  # a modification without them withdraws them (the desk follows)
             await conn.execute(update(m.bookings).where(m.bookings.c.id == bid).values(**values))
             await conn.execute(m.booking_revisions.insert().values(
                 booking_id=bid, channel=b.channel, ota_booking_id=b.ota_booking_id, revision=b.revision,
@@ -666,7 +679,7 @@ class Ledger:
                              "rooms": values.get("rooms", booking.rooms),
                              "amount_minor": values.get("amount_minor", booking.amount_minor),
                              "revision": b.revision}
-            journal.insert(0, self._jrow(now, actor, values["property_id"], "booking",
+            journal.insert(0, self._jrow(now, who, values["property_id"], "booking",
                                          {"channel": b.channel, "ota_booking_id": b.ota_booking_id},
                                          b.action, before_summary, after_summary, None, cid))
             await self.add_journal(conn, journal)

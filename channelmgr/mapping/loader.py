@@ -278,6 +278,16 @@ def _semantic(parts: _Parts, tree: Any, path: str, capabilities_for: Capabilitie
             at(("room_types", i, "code"), f"room type '{rt.code}' is declared twice (also item {rts[rt.code] + 1})")
         rts.setdefault(rt.code, i)
     declared_rts = set(rts) | set(parts.broken_room_types)
+    for i, rt in parts.room_types:  # the overbooking policy's upgrade ladder (issue 12)
+        for j, code in enumerate(rt.overbooking.upgrade_to):
+            where = ("room_types", i, "overbooking", "upgrade_to", j)
+            if code == rt.code:
+                at(where, f"room type '{rt.code}' cannot be upgraded to itself")
+            elif code not in declared_rts:
+                at(where, f"room type '{rt.code}' is upgraded to '{code}', which this hotel does not have "
+                          f"(room types: {parts.codes('room_types')})")
+            elif code in rt.overbooking.upgrade_to[:j]:
+                at(where, f"room type '{code}' is twice on the upgrade ladder of '{rt.code}'")
     rps: dict[str, int] = {}
     for i, rp in parts.rate_plans:
         if rp.code in rps:

@@ -359,6 +359,9 @@ async def openapi(c: Ctx) -> web.Response:
     return web.json_response(document(ROUTES))
 
 
+from channelmgr.desk import api as _desk_api  # noqa: E402,F401  (issue 12: the desk's routes join the table)
+
+
 def add_routes(app: web.Application, daemon: "Daemon") -> None:
     for r in ROUTES:
         app.router.add_route(r.method, r.path, make_handler(r, daemon))

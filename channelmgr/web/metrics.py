@@ -82,7 +82,10 @@ class Metrics:
                                        .group_by(br.c.channel, br.c.action))).all()
 
         bookings = await d.rt.db.read(q)
-        self.snapshot = {"status": st, "bookings": bookings}
+        from channelmgr.desk.requests import RequestDesk  # issue 12: requests past their time
+
+        overdue = await RequestDesk(d.rt.ledger, d.config.desk).overdue_count()
+        self.snapshot = {"status": st, "bookings": bookings, "requests_overdue": overdue}
         self.snapshot_at = time.time()
 
     async def render(self) -> bytes:
@@ -147,6 +150,10 @@ class _FromLedger:
         for kind, n in sorted(st["conflicts_open"].items()):
             conflicts.add_metric([kind], n)
         yield conflicts
+        overdue = GaugeMetricFamily("channelmgr_requests_overdue", "Guests' special requests open past their "
+                                    "time to answer (desk.request_answer_hours)")
+        overdue.add_metric([], snap.get("requests_overdue", 0))
+        yield overdue
 
 
 def render_sync(metrics: Metrics) -> bytes:

@@ -82,11 +82,26 @@ class ChannelStatus(BaseModel):
     dead_letters: int
 
 
+class UnackedOldest(BaseModel):
+    ota_booking_id: str
+    revision: str
+    received_at: str
+    deadline_at: str = Field(description="when the OTA's fallback lapses (Booking.com: 30 min, then e-mail)")
+    seconds_left: int
+
+
+class Unacked(BaseModel):
+    count: int
+    oldest: UnackedOldest
+
+
 class StatusOut(BaseModel):
     channels: list[ChannelStatus]
     inbox_failed: int
     inbox_stuck: int
     conflicts_open: dict[str, int]
+    unacknowledged: dict[str, Unacked] = Field(default_factory=dict, description="per channel, bookings not yet "
+                                                                                 "acknowledged to the OTA (issue 12)")
 
 
 # ---- sync log ---------------------------------------------------------------------------
@@ -401,3 +416,158 @@ class AriOut(BaseModel):
     correlation_id: str
     nights: int
     warnings: list[str]
+
+
+# ---- the reservations desk (issue 12) -----------------------------------------------------
+AMOUNT = r"^\d{1,12}(\.\d{1,3})?$"
+SOURCE = r"^[a-z][a-z0-9_]{0,31}$"
+
+
+class DirectBookingIn(_In):
+    """A direct booking (the PMS, the website's booking engine): what `channelmgr bookings add` takes."""
+
+    property: str = Field(pattern=CODE, examples=["SHA-BUND"])
+    room_type: str = Field(pattern=CODE, examples=["DK"])
+    rate_plan: str = Field(pattern=CODE, examples=["BAR-DK"])
+    arrival: date = Field(ge=FIRST_DATE, le=LAST_DATE)
+    departure: date = Field(ge=FIRST_DATE, le=LAST_DATE)
+    rooms: int = Field(1, ge=1, le=100)
+    guest_name: str = Field(min_length=1, max_length=200)
+    phone: str = Field(min_length=3, max_length=40)
+    email: str | None = Field(None, max_length=254)
+    request: str | None = Field(None, max_length=500, description="special requests, in the guest's words")
+    source: str = Field("website", pattern=SOURCE, description="website, phone, walk_in, agency, corporate")
+    amount: str | None = Field(None, pattern=AMOUNT, description="the whole stay's price, e.g. \"1288.00\"; "
+                                                                "default: the ledger's rates")
+    override: bool = Field(False, description="take it with no free room (operator role; journaled)")
+
+    _nc = field_validator("guest_name", "phone", "email", "request")(classmethod(lambda cls, v: _no_control(v)))
+
+
+class BookingChangeIn(_In):
+    """A change of a direct booking; fields left out stay. ``cancel: true`` with a reason cancels it."""
+
+    room_type: str | None = Field(None, pattern=CODE)
+    rate_plan: str | None = Field(None, pattern=CODE)
+    arrival: date | None = Field(None, ge=FIRST_DATE, le=LAST_DATE)
+    departure: date | None = Field(None, ge=FIRST_DATE, le=LAST_DATE)
+    rooms: int | None = Field(None, ge=1, le=100)
+    guest_name: str | None = Field(None, min_length=1, max_length=200)
+    phone: str | None = Field(None, min_length=3, max_length=40)
+    email: str | None = Field(None, max_length=254)
+    request: str | None = Field(None, max_length=500, description="\"\" withdraws the request")
+    amount: str | None = Field(None, pattern=AMOUNT)
+    override: bool = False
+    cancel: bool = False
+    reason: str | None = Field(None, max_length=500, description="why it is cancelled (with cancel)")
+
+    _nc = field_validator("guest_name", "phone", "email", "request", "reason")(
+        classmethod(lambda cls, v: _no_control(v)))
+
+
+class BookingRefPath(_In):
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9#][A-Za-z0-9_.:\-]{0,127}$",
+                     description="our confirmation number, the OTA's booking id or the booking's id")
+
+
+class DirectBookingOut(BaseModel):
+    id: int
+    confirmation: str
+    ota_booking_id: str
+    status: str
+    duplicate: bool
+    overbooked: bool
+    amount_minor: int | None
+    currency: str | None
+    outbox_rows: int
+
+
+class RevealIn(_In):
+    why: str = Field(min_length=3, max_length=500, description="why guest data is revealed (audited)")
+
+    _nc = field_validator("why")(classmethod(lambda cls, v: _no_control(v)))
+
+
+class ChannelTold(BaseModel):
+    channel: str
+    pushes: int
+    sent: int
+    waiting: int
+    failed: int
+    last_at: str | None
+
+
+class RequestOut(BaseModel):
+    id: int
+    booking_id: int
+    confirmation: str | None
+    channel: str
+    ota_booking_id: str
+    property: str | None
+    arrival: str | None
+    kind: str
+    text: str
+    status: str
+    received_at: str | None
+    due_at: str
+    seconds_left: int
+    overdue: bool
+    answered_at: str | None
+    answered_by: str | None
+    note: str | None
+    done_at: str | None
+    done_by: str | None
+
+
+class DeskBookingOut(BookingOut):
+    source: str
+    direct: bool
+    channels_told: list[ChannelTold]
+    requests: list[RequestOut]
+
+
+class RequestsQuery(_In):
+    overdue: bool = False
+    status: Literal["open", "answered", "done", "withdrawn", "all"] = "open"
+    property: str | None = Field(None, pattern=CODE)
+
+
+class RequestsOut(BaseModel):
+    requests: list[RequestOut]
+
+
+class RequestPath(_In):
+    id: int = Field(ge=1, le=MAX_ID)
+
+
+class AnswerIn(_In):
+    note: str = Field(min_length=1, max_length=2000)
+
+    _nc = field_validator("note")(classmethod(lambda cls, v: _no_control(v)))
+
+
+class SettleIn(_In):
+    """Settle an overbooking: exactly one of upgrade_to, relocate, cancel."""
+
+    upgrade_to: str | None = Field(None, pattern=CODE, examples=["DK"])
+    relocate: str | None = Field(None, min_length=1, max_length=200, description="a partner hotel's name")
+    cancel: bool = False
+    note: str | None = Field(None, max_length=2000)
+
+    _nc = field_validator("relocate", "note")(classmethod(lambda cls, v: _no_control(v)))
+
+
+class AuditRow(BaseModel):
+    id: int
+    at: str | None
+    actor: str
+    booking_id: int
+    confirmation: str | None
+    channel: str
+    ota_booking_id: str
+    why: str
+    via: str
+
+
+class AuditOut(BaseModel):
+    rows: list[AuditRow]

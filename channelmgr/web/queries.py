@@ -126,7 +126,8 @@ def mask_phone(phone: str) -> str:
 async def bookings(db: Database, cipher, *, reveal: bool, ota_id: str | None = None,
                    confirmation: str | None = None, arrival: date | None = None, status: str | None = None,
                    channel: str | None = None, property: str | None = None, before_id: int | None = None,
-                   offset: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+                   offset: int = 0, limit: int = 50, arrival_from: date | None = None,
+                   arrival_to: date | None = None) -> list[dict[str, Any]]:
     async def q(conn):
         b = m.bookings
         stmt = (select(b, m.properties.c.code.label("property"))
@@ -138,6 +139,10 @@ async def bookings(db: Database, cipher, *, reveal: bool, ota_id: str | None = N
             stmt = stmt.where(b.c.confirmation == confirmation)
         if arrival:
             stmt = stmt.where(b.c.checkin == arrival)
+        if arrival_from:  # the desk's arrival range (issue 12)
+            stmt = stmt.where(b.c.checkin >= arrival_from)
+        if arrival_to:
+            stmt = stmt.where(b.c.checkin <= arrival_to)
         if status:
             stmt = stmt.where(b.c.status == status)
         if channel:
