@@ -54,12 +54,13 @@ def data_phrases(mapping, users=()) -> list[str]:
     return sorted(out, key=len, reverse=True)
 
 
-# the visible text of the page: text nodes that are rendered, outside code, pre, script and
-# style; plus what a person reads in attributes (placeholder, title, aria-label, button values)
+# the visible text of the page: text nodes that are rendered, outside code, pre, script,
+# style and the switch to English; plus what a person reads in attributes (placeholder, title, aria-label, button values)
 # and the window's title
 VISIBLE_TEXT_JS = r"""
 () => {
-  const skip = 'code, .code, pre, script, style, noscript, template';
+  // the switch to English says "English" (each language is named in itself)
+  const skip = 'code, .code, pre, script, style, noscript, template, [data-testid=lang-en]';
   const parts = [document.title];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   while (walker.nextNode()) {
