@@ -4,6 +4,7 @@ database of its own): log in, four channels in step, a booking within 5 s (issue
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -14,9 +15,15 @@ from tests.conftest import create_pg_database, drop_pg_database
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.xdist_group("browser")]
 
 
+def run(coro):
+    """A coroutine to its end in a thread of its own (Playwright's sync API holds this one's loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    url = asyncio.run(create_pg_database())
+    url = run(create_pg_database())
     d = Demo(tmp_path_factory.mktemp("demo-pg"), db_url=url)
     try:
         d.start()
@@ -24,7 +31,7 @@ def demo(tmp_path_factory):
         yield d
     finally:
         rc = d.stop()
-        asyncio.run(drop_pg_database(url))
+        run(drop_pg_database(url))
     assert rc == 0, d.tail()
 
 
