@@ -17,9 +17,9 @@ import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Collection, Iterable, Sequence
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import case, delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -141,21 +141,37 @@ class Ledger:
     @staticmethod
     async def enqueue(conn: AsyncConnection, property_id: int, channels: Sequence[str],
                       cells: Iterable[tuple[str, int, int | None, date]], correlation_id: str,
-                      now: datetime | None = None) -> int:
-        """Outbox rows: one pending row per (channel, cell); a pending one is reused."""
+                      now: datetime | None = None, *,
+                      closing: Collection[tuple[str, int, int | None, date]] = ()) -> int:
+        """Outbox rows: one pending row per (channel, cell); a pending one is reused.
+
+        ``closing`` are the cells whose change closes (a fall in rooms to sell, a stop-sell,
+        a close to arrival or departure): their rows get priority 0 and are claimed before
+        price changes and openings (1) and full pushes (2); a pending row reused by a
+        closure takes the closure's priority.
+        """
         now = now or utcnow()
         unique = sorted(set(cells), key=lambda c: (c[0], c[1] or 0, c[2] or 0, c[3] or date.min))
+        closing = set(closing)
         rows = [
             {"channel": ch, "property_id": property_id, "kind": kind, "room_type_id": rt,
              "rate_plan_id": rp, "night": night,
              "cell": f"full:{property_id}" if kind == "full" else cell_key(kind, rt, rp, night),
              "status": "pending", "attempts": 0, "available_at": now, "created_at": now,
-             "correlation_id": correlation_id}
+             "correlation_id": correlation_id,
+             "priority": 2 if kind == "full" else (0 if (kind, rt, rp, night) in closing else 1)}
             for ch in channels for (kind, rt, rp, night) in unique
         ]
         for chunk in _chunks(rows, 300):
-            stmt = _insert(conn, m.outbox).values(list(chunk)).on_conflict_do_nothing(
-                index_elements=["channel", "cell"], index_where=text("status = 'pending'"))
+            ins = _insert(conn, m.outbox).values(list(chunk))
+            if closing:
+                stmt = ins.on_conflict_do_update(
+                    index_elements=["channel", "cell"], index_where=text("status = 'pending'"),
+                    set_={"priority": case((ins.excluded.priority < m.outbox.c.priority, ins.excluded.priority),
+                                           else_=m.outbox.c.priority)})
+            else:
+                stmt = ins.on_conflict_do_nothing(index_elements=["channel", "cell"],
+                                                  index_where=text("status = 'pending'"))
             await conn.execute(stmt)
         return len(rows)
 
@@ -391,6 +407,7 @@ class Ledger:
                     raise LedgerError(f"rate plan {c.rate_plan} sells another room type, not {c.room_type}")
             journal: list[dict[str, Any]] = []
             cells: list[tuple[str, int, int | None, date]] = []
+            closing: set[tuple[str, int, int | None, date]] = set()  # pushed first (see enqueue)
             if wants_rooms:
                 rows = await self._lock_inventory(conn, pid, [(rt.id, n) for n in nights])
                 updates = []
@@ -412,6 +429,9 @@ class Ledger:
                                                       {"room_type": rt.code, "night": n.isoformat()},
                                                       "set", before, after, reason, cid))
                             cells.append(("rooms", rt.id, None, n))
+                            if (after["physical"] - after["out_of_order"] - after["held"]
+                                    < before["physical"] - before["out_of_order"] - before["held"]):
+                                closing.add(("rooms", rt.id, None, n))
                 if updates:
                     stmt = update(m.inventory).where(
                         m.inventory.c.room_type_id == _bind("k_rt"), m.inventory.c.night == _bind("k_night")
@@ -462,6 +482,8 @@ class Ledger:
                                                   {"rate_plan": rp.code, "night": n.isoformat()},
                                                   "set", before if cur is not None else None, after, reason, cid))
                         cells.extend(("rate", rt.id, d, n) for d in cat.descendants(rp.id))
+                        if any(after[k] and not before[k] for k in ("stop_sell", "cta", "ctd")):
+                            closing.update(("rate", rt.id, d, n) for d in cat.descendants(rp.id))
                 if upserts:
                     ins = _insert(conn, m.restrictions)
                     stmt = ins.on_conflict_do_update(
@@ -471,8 +493,10 @@ class Ledger:
                         await conn.execute(stmt, list(chunk))
             # derived plans read other room types' plans only through their own room type
             cells = [(k, self._rt_of(cat, rpid) if rpid else rtid, rpid, n) for (k, rtid, rpid, n) in cells]
+            closing = {(k, self._rt_of(cat, rpid) if rpid else rtid, rpid, n) for (k, rtid, rpid, n) in closing}
             await self.add_journal(conn, journal)
-            outbox_rows = await self.enqueue(conn, pid, cat.channels, cells, cid, now) if cells else 0
+            outbox_rows = await self.enqueue(conn, pid, cat.channels, cells, cid, now,
+                                             closing=closing) if cells else 0
             return ChangeSummary(cid, len(set(cells)), len(journal), outbox_rows)
 
         return await self.db.write(tx)
@@ -703,7 +727,9 @@ class Ledger:
             channels = cat.channels if cat else []
             if touched and channels:
                 outbox_rows = await self.enqueue(conn, values["property_id"], channels,
-                                                 [("rooms", rt, None, n) for rt, n in touched], cid, now)
+                                                 [("rooms", rt, None, n) for rt, n in touched], cid, now,
+                                                 closing=[("rooms", rt, None, n) for (rt, n), d in touched.items()
+                                                          if d > 0])
             return BookingResult(bid, confirmation, status, overbooked=bool(overbooked_nights),
                                  outbox_rows=outbox_rows,
                                  nights_changed=tuple((str(rt), n) for rt, n in sorted(touched)))

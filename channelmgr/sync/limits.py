@@ -18,22 +18,37 @@ class TokenBucket:
         self.tokens = float(self.capacity)
         self.updated = time.monotonic()
         self._lock = asyncio.Lock()
+        self._urgent = 0  # urgent acquirers waiting: the others let them go first
 
     def _refill(self) -> None:
         now = time.monotonic()
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
 
-    async def acquire(self) -> float:
-        """Take one token; returns the seconds waited."""
+    async def acquire(self, urgent: bool = False) -> float:
+        """Take one token; returns the seconds waited. An ``urgent`` caller (a closure)
+        takes the next token before every waiting non-urgent one (prices, openings)."""
         waited = 0.0
+        if urgent:
+            self._urgent += 1
+            try:
+                while True:
+                    self._refill()
+                    if self.tokens >= 1:
+                        self.tokens -= 1
+                        return waited
+                    delay = (1 - self.tokens) / self.rate
+                    waited += delay
+                    await asyncio.sleep(delay)
+            finally:
+                self._urgent -= 1
         async with self._lock:
             while True:
                 self._refill()
-                if self.tokens >= 1:
+                if self.tokens >= 1 and not self._urgent:
                     self.tokens -= 1
                     return waited
-                delay = (1 - self.tokens) / self.rate
+                delay = max((1 - self.tokens) / self.rate, 0.005)
                 waited += delay
                 await asyncio.sleep(delay)
 

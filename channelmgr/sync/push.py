@@ -16,6 +16,7 @@ until that push settles, so two values of one cell never race each other to the 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 import time
 import uuid
@@ -24,8 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import structlog
-from sqlalchemy import and_, case, exists, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import String, and_, exists, select, type_coerce, update
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from adapters.base.contract import ChannelAdapter, ItemResult
@@ -40,6 +40,8 @@ from channelmgr.sync.limits import CircuitBreaker, TokenBucket
 from channelmgr.sync.synclog import SyncLog, current_attempt, current_property
 
 log = structlog.get_logger("channelmgr.push")
+# this task's message carries a closure: it takes the property's next token before prices
+_urgent_send: contextvars.ContextVar[bool] = contextvars.ContextVar("urgent_send", default=False)
 
 
 class BreakerOpen(Exception):
@@ -48,7 +50,7 @@ class BreakerOpen(Exception):
 
 @dataclass
 class PushSettings:
-    claim_batch: int = 500
+    claim_batch: int = 5000
     lease_seconds: float = 60.0
     max_attempts: int = 8  # row-level: then dead-lettered
     call_attempts: int = 3  # in-line retries of one call before the rows go back to pending
@@ -59,6 +61,18 @@ class PushSettings:
     backoff_max: float = 300.0
     wait: Any = None  # tenacity wait strategy; tests pass wait_none()
     split_budget: int = 64  # extra calls one round may spend re-sending refused ranges in halves
+    # the claim (issue 13): pending rows are read without the write lock, in (priority, id)
+    # order, at most ``claim_scan`` of them; whole properties are taken (so a property's
+    # cells go out as the fewest messages), several at once, at most ``claim_batch`` rows
+    claim_scan: int = 20_000
+    claim_scan_per_slot: int = 2_500
+    write_chunk: int = 500  # rows claimed or settled done per write transaction
+    # a burst (``coalesce_cells`` or more pending cells of one property, the newest younger
+    # than ``coalesce_seconds``) waits until it has been quiet that long, at most
+    # ``coalesce_max_seconds`` from its oldest row; a lone change and a closure go at once
+    coalesce_cells: int = 16
+    coalesce_seconds: float = 0.4
+    coalesce_max_seconds: float = 3.0
 
 
 @dataclass
@@ -76,6 +90,14 @@ class ChannelRuntime:
     def caps(self):
         return self.adapter.capabilities
 
+    lanes: dict[int, "Lane"] = field(default_factory=dict)
+
+    def lane(self, property_id: int) -> "Lane":
+        ln = self.lanes.get(property_id)
+        if ln is None:
+            ln = self.lanes[property_id] = Lane()
+        return ln
+
     def bucket(self, property_id: int) -> TokenBucket:
         b = self.buckets.get(property_id)
         if b is None:
@@ -83,8 +105,58 @@ class ChannelRuntime:
         return b
 
 
+class Lane:
+    """One (channel, property): its messages go out one at a time, a closure's first.
+
+    ``generation`` grows when a closure's push of the property starts while another push
+    of it is in flight: that one reads and derives what it still has to send again before
+    its next message, so no message after the closure carries the count from before it.
+    """
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self._lock = asyncio.Lock()
+        self._urgent = 0
+
+    async def acquire(self, urgent: bool) -> None:
+        if urgent:
+            self._urgent += 1
+            try:
+                await self._lock.acquire()
+            finally:
+                self._urgent -= 1
+            return
+        while True:
+            await self._lock.acquire()
+            if not self._urgent:
+                return
+            self._lock.release()  # a closure waits: it goes first
+            await asyncio.sleep(0.005)
+
+    def release(self) -> None:
+        self._lock.release()
+
+
 def _aware(dt: datetime | None) -> datetime | None:
     return None if dt is None else (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc))
+
+
+# what a push needs of a claimed row (no timestamps: parsing them is most of a claim's cost)
+_CLAIMED = (m.outbox.c.id, m.outbox.c.property_id, m.outbox.c.kind, m.outbox.c.room_type_id, m.outbox.c.rate_plan_id,
+            m.outbox.c.night, m.outbox.c.cell, m.outbox.c.attempts, m.outbox.c.priority, m.outbox.c.channel)
+
+
+def _ts(v: Any) -> datetime:
+    """A timestamp as read raw (SQLite's text or PostgreSQL's datetime), aware UTC."""
+    if isinstance(v, str):
+        v = datetime.fromisoformat(v)
+    return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
+
+
+def _id_chunks(ids: list[int], n: int = 2000):
+    """Ids in chunks that stay under both drivers' bound-parameter limits."""
+    for i in range(0, len(ids), n):
+        yield ids[i:i + n]
 
 
 
@@ -122,29 +194,95 @@ class PushWorker:
         self._raised_auth = False
         self.pushed_items = 0  # for benchmarks and tests
         self.pushed_calls = 0
+        self._inflight: dict[asyncio.Task, int] = {}  # property pushes in flight -> property id
+        self._next_due: float | None = None  # a coalescing burst to look at again (monotonic)
+        self._bursts: dict[int, tuple[int, float, float]] = {}  # property -> (top id, grew at, first seen)
 
     # ---- the loop ---------------------------------------------------------------------
     async def run(self) -> None:
+        """Keep up to ``property_concurrency`` property pushes in flight: whenever one ends, a
+        change is committed (wakeup) or a coalescing burst is due, claim more. No round
+        waits for its slowest property, so a booking's closure never queues behind a year
+        of another hotel's prices."""
         await self.release(stale_only=True)
-        while not self._stopping.is_set():
+        try:
+            while not self._stopping.is_set():
+                self.ch.wakeup.clear()
+                launched = 0
+                try:
+                    async with self._busy:
+                        launched = await self._launch()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # never let one bad batch stop the channel
+                    log.error("push step failed", channel=self.ch.name, error=f"{e.__class__.__name__}: {e}")
+                if launched and len(self._inflight) < self.s.property_concurrency:
+                    await asyncio.sleep(0)  # let the new pushes start; then look for more work
+                    continue
+                timeout = self.s.flush_interval
+                if self.ch.breaker.state == "open":
+                    timeout = max(0.05, min(timeout, self.ch.breaker.seconds_until_probe()))
+                if self._next_due is not None:
+                    timeout = max(0.01, min(timeout, self._next_due - time.monotonic()))
+                try:
+                    await asyncio.wait_for(self._wait_wakeup_or_stop(), timeout)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            if self._inflight:  # cancelled: do not leave pushes running unattended
+                for t in list(self._inflight):
+                    t.cancel()
+                await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    async def _launch(self) -> int:
+        """Claim work for the free slots and start it; returns the rows claimed."""
+        if not self.ch.breaker.allow():
+            return 0
+        slots = self.s.property_concurrency - len(self._inflight)
+        busy = set(self._inflight.values())
+        rows = await self.claim(slots=max(0, slots), busy=busy)
+        if not rows:
+            self.ch.breaker.cancel_probe()  # nothing to probe with: the next push will
+            return 0
+        ms = self.mappings()
+        for (pid, full), group in self._groups(rows).items():
+            if pid in busy:  # a closure overtakes this property's push in flight (see Lane)
+                self.ch.lane(pid).generation += 1
+            t = asyncio.create_task(self._push_guarded(pid, full, group, ms), name=f"push-{self.ch.name}-{pid}")
+            self._inflight[t] = pid
+            t.add_done_callback(self._ended)
+        return len(rows)
+
+    def _ended(self, t: asyncio.Task) -> None:
+        self._inflight.pop(t, None)
+        self.ch.wakeup.set()  # a slot is free
+
+    async def _push_guarded(self, pid: int, full: bool, group: list[Any], ms: MappingSet | None) -> None:
+        try:
+            await self._push_property(pid, full, group, ms)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the rows stay claimed; their lease (or a restart) gives them back
+            log.error("push of a property failed", channel=self.ch.name, property_id=pid,
+                      error=f"{e.__class__.__name__}: {e}")
             try:
-                async with self._busy:
-                    done = await self.step()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # never let one bad batch stop the channel
-                log.error("push step failed", channel=self.ch.name, error=f"{e.__class__.__name__}: {e}")
-                done = 0
-            if done:
-                continue
-            timeout = self.s.flush_interval
-            if self.ch.breaker.state == "open":
-                timeout = max(0.05, min(timeout, self.ch.breaker.seconds_until_probe()))
-            self.ch.wakeup.clear()
-            try:
-                await asyncio.wait_for(self._wait_wakeup_or_stop(), timeout)
-            except asyncio.TimeoutError:
+                o = m.outbox
+                ids = [r.id for r in group]
+
+                async def tx(conn):
+                    return await release_claims(conn, o.c.id.in_(ids), o.c.status == "claimed",
+                                                o.c.claimed_by == self.worker_id)
+
+                await self.db.write(tx)
+            except Exception:
                 pass
+
+    @staticmethod
+    def _groups(rows: list[Any]) -> dict[tuple[int, bool], list[Any]]:
+        groups: dict[tuple[int, bool], list[Any]] = {}
+        for r in rows:
+            groups.setdefault((r.property_id, r.kind == "full"), []).append(r)
+        return groups
 
     async def _wait_wakeup_or_stop(self) -> None:
         stop = asyncio.ensure_future(self._stopping.wait())
@@ -159,36 +297,113 @@ class PushWorker:
         """Stop taking work; finish the batch in flight within ``grace``, else release it."""
         self._stopping.set()
         self.ch.wakeup.set()
+        deadline = time.monotonic() + grace
         try:
             await asyncio.wait_for(self._busy.acquire(), grace)
             self._busy.release()
+            if self._inflight:
+                await asyncio.wait(set(self._inflight), timeout=max(0.01, deadline - time.monotonic()))
         except asyncio.TimeoutError:
+            pass
+        if self._inflight:
             log.warning("push batch still in flight at shutdown; releasing it", channel=self.ch.name)
+            for t in list(self._inflight):
+                t.cancel()
+            await asyncio.wait(set(self._inflight), timeout=5)
         await self.release(stale_only=False)
 
     # ---- claiming -------------------------------------------------------------------
-    async def claim(self) -> list[Any]:
+    async def claim(self, slots: int | None = None, busy: set[int] | frozenset[int] = frozenset()) -> list[Any]:
+        """Claim whole properties' pending rows for up to ``slots`` property pushes.
+
+        First a read, without the write lock: this channel's claimed cells, then at most
+        ``claim_scan`` pending rows in (priority, id) order (the ``ix_outbox_next`` index:
+        no sort, no correlated scan). Properties are taken in the order of their most urgent
+        row, each with all its pending rows seen (so a property's cells go out as the fewest
+        messages and several properties are in flight); a property already in flight
+        (``busy``) is taken only for its closures. A burst still growing waits (coalescing).
+        Then a short write claims those ids, each only if it is still pending and no row of
+        its cell is claimed (another process may have been quicker).
+        """
         now = datetime.now(timezone.utc)
+        slots = self.s.property_concurrency if slots is None else slots
+        if slots <= 0:
+            return []
         lease = now + timedelta(seconds=self.s.lease_seconds)
         o = m.outbox
-        busy = aliased(m.outbox)
+        ch = self.ch.name
+        scan = min(self.s.claim_scan, slots * self.s.claim_scan_per_slot)
 
-        async def tx(conn):
-            sub = (select(o.c.id).where(
-                o.c.channel == self.ch.name, o.c.status == "pending", o.c.available_at <= now,
-                ~exists().where(and_(busy.c.channel == o.c.channel, busy.c.cell == o.c.cell,
-                                     busy.c.status == "claimed")))
-                .order_by(case((o.c.kind == "full", 1), else_=0), o.c.id).limit(self.s.claim_batch))
-            if conn.dialect.name == "postgresql":
-                sub = sub.with_for_update(of=o, skip_locked=True)
-            ids = (await conn.execute(sub)).scalars().all()
-            if not ids:
-                return []
-            await conn.execute(update(o).where(o.c.id.in_(ids)).values(
-                status="claimed", claimed_by=self.worker_id, lease_until=lease))
-            return (await conn.execute(select(o).where(o.c.id.in_(ids)).order_by(o.c.id))).all()
+        async def look(conn):
+            claimed = set((await conn.execute(select(o.c.cell).where(
+                o.c.status == "claimed", o.c.channel == ch))).scalars().all())
+            # created_at as the driver gives it (SQLite: ISO text, compared as text; PostgreSQL:
+            # a datetime): parsing 20,000 timestamps costs more than the query
+            cand = (await conn.execute(select(
+                o.c.id, o.c.property_id, o.c.cell, o.c.priority, o.c.kind,
+                type_coerce(o.c.created_at, String).label("created_at"))
+                .where(o.c.channel == ch, o.c.status == "pending", o.c.available_at <= now)
+                .order_by(o.c.channel, o.c.status, o.c.priority, o.c.id).limit(scan))).all()
+            return claimed, cand
 
-        return await self.db.write(tx)
+        claimed, cand = await self.db.read(look)
+        if not cand:
+            self._next_due = None
+            return []
+        by_prop: dict[tuple[int, bool], list[Any]] = {}
+        for r in cand:
+            if r.cell in claimed:
+                continue
+            by_prop.setdefault((r.property_id, r.kind == "full"), []).append(r)
+        mono = time.monotonic()
+        next_due: float | None = None
+        ids: list[int] = []
+        taken = 0
+        for (pid, full), rs in by_prop.items():
+            if taken >= slots or len(ids) >= self.s.claim_batch:
+                break
+            urgent = [r for r in rs if r.priority == 0]
+            if pid in busy:  # its push is in flight: only closures overtake it
+                rs = urgent
+            elif not urgent and not full and len(rs) >= self.s.coalesce_cells:
+                # a burst: by this worker's own clock (a large change's transaction may take
+                # longer than the window), it has grown within coalesce_seconds: wait
+                top = max(r.id for r in rs)
+                seen = self._bursts.get(pid)
+                if seen is None or seen[0] != top:
+                    seen = (top, mono, seen[2] if seen else mono)
+                    self._bursts[pid] = seen
+                quiet, age = mono - seen[1], mono - seen[2]
+                if quiet < self.s.coalesce_seconds and age < self.s.coalesce_max_seconds:
+                    due = mono + min(self.s.coalesce_seconds - quiet, self.s.coalesce_max_seconds - age)
+                    next_due = due if next_due is None else min(next_due, due)
+                    continue  # more of this burst is probably on its way
+            self._bursts.pop(pid, None)
+            if not rs:
+                continue
+            ids.extend(r.id for r in rs[:max(1, self.s.claim_batch - len(ids))])
+            taken += 1
+        self._next_due = next_due
+        if not ids:
+            return []
+        busy_cell = m.outbox.alias("busy")
+
+        def tx_for(chunk):
+            async def claim_tx(conn):
+                res = await conn.execute(update(o).where(
+                    o.c.id.in_(chunk), o.c.status == "pending",
+                    ~exists().where(and_(busy_cell.c.channel == o.c.channel, busy_cell.c.cell == o.c.cell,
+                                         busy_cell.c.status == "claimed"))
+                ).values(status="claimed", claimed_by=self.worker_id, lease_until=lease).returning(*_CLAIMED))
+                return res.all()
+
+            return claim_tx
+
+        got: list[Any] = []
+        # short writes (the write lock is everyone's): a few hundred rows each
+        for chunk in _id_chunks(ids, self.s.write_chunk):
+            got.extend(await self.db.write(tx_for(chunk)))
+        return sorted(got, key=lambda r: r.id)
 
     async def release(self, *, stale_only: bool) -> int:
         """Claimed rows back to pending: ours at shutdown; otherwise anyone's whose process is
@@ -223,6 +438,7 @@ class PushWorker:
 
     # ---- one round --------------------------------------------------------------------
     async def step(self) -> int:
+        """One claim, pushed to the end (tests and tools; the loop is ``run``)."""
         if not self.ch.breaker.allow():
             return 0
         # allow() may have let a probe through; claim it
@@ -231,9 +447,7 @@ class PushWorker:
             self.ch.breaker.cancel_probe()  # nothing to probe with: the next push will
             return 0
         ms = self.mappings()
-        groups: dict[tuple[int, bool], list[Any]] = {}
-        for r in rows:
-            groups.setdefault((r.property_id, r.kind == "full"), []).append(r)
+        groups = self._groups(rows)
         sem = asyncio.Semaphore(self.s.property_concurrency)
 
         async def one(key, group):
@@ -294,28 +508,61 @@ class PushWorker:
             outcome: dict[int, tuple[str, str | None]] = {
                 r.id: ("skipped", skipped[r.id]) if r.id in skipped else ("done", None) for r in rows}
             if real_keys:
-                nights = [k[3] for k in real_keys]
-                snap = await self.ledger.snapshot(code, min(nights), max(nights))
-                cells = derive(pm, self.ch.name, snap, real_keys, today=today, supported=caps.restrictions,
-                               inventory_level=caps.inventory_level)
-                refused = [c for c in cells if c.price_refused]
-                if refused:
-                    await self._price_refused(property_id, code, refused)
                 full_rows = {r.id for r in rows if r.kind == "full"}
-                with_rows = []
-                for c in cells:
-                    if c.rooms_to_sell is None and not c.prices and all(
-                            getattr(c, r) is None for r in ("min_los", "max_los", "cta", "ctd", "stop_sell")):
-                        continue  # nothing to set (e.g. a rate with no price yet): nothing to send
-                    linked = set(keyed.get(("rooms", c.room_type, None, c.night), ()))
-                    if c.rate_plan is not None:
-                        linked |= keyed.get(("rate", c.room_type, c.rate_plan, c.night), set())
-                    linked |= full_rows
-                    with_rows.append((c, linked))
-                items = to_items(with_rows, caps)
+                urgent = {r.id for r in rows if getattr(r, "priority", 1) == 0}
+                lane = self.ch.lane(property_id)
+
+                cell_keys: dict[tuple, set[tuple]] = {}  # (hotel, room, rate, night) -> local keys
+
+                async def plan(keys: list[tuple], first: bool) -> list[list[Item]]:
+                    """One ledger read and one derivation for the keys, batched; closures first."""
+                    nights = [k[3] for k in keys]
+                    snap = await self.ledger.snapshot(code, min(nights), max(nights))
+                    cells = derive(pm, self.ch.name, snap, keys, today=today, supported=caps.restrictions,
+                                   inventory_level=caps.inventory_level)
+                    refused = [c for c in cells if c.price_refused]
+                    if refused and first:
+                        await self._price_refused(property_id, code, refused)
+                    with_rows = []
+                    for c in cells:
+                        mine = cell_keys.setdefault((c.hotel, c.room, c.rate, c.night), set())
+                        mine.add(("rooms", c.room_type, None, c.night))
+                        if c.rate_plan is not None:
+                            mine.add(("rate", c.room_type, c.rate_plan, c.night))
+                        if c.rooms_to_sell is None and not c.prices and all(
+                                getattr(c, r) is None for r in ("min_los", "max_los", "cta", "ctd", "stop_sell")):
+                            continue  # nothing to set (e.g. a rate with no price yet): nothing to send
+                        linked = set(keyed.get(("rooms", c.room_type, None, c.night), ()))
+                        if c.rate_plan is not None:
+                            linked |= keyed.get(("rate", c.room_type, c.rate_plan, c.night), set())
+                        linked |= full_rows
+                        with_rows.append((c, linked))
+                    todo = batches(to_items(with_rows, caps), caps)
+                    # closures first: a sold-out night never waits behind this property's prices
+                    if urgent:
+                        todo.sort(key=lambda b: 0 if any(it.rows & urgent for it in b) else 1)
+                    return todo
+
                 budget = [self.s.split_budget]
-                for batch in batches(items, caps):
+                gen = lane.generation
+                todo = await plan(real_keys, True)
+                sent: set[tuple] = set()
+                i = 0
+                while i < len(todo):
+                    if lane.generation != gen:
+                        # a closure of this property overtook us: what is still to send is read
+                        # and derived again, so no later message of ours carries an older count
+                        gen = lane.generation
+                        rest = [k for k in real_keys if k not in sent]
+                        todo, i = (await plan(rest, False) if rest else []), 0
+                        continue
+                    batch = todo[i]
+                    i += 1
+                    _urgent_send.set(bool(urgent) and any(it.rows & urgent for it in batch))
                     for it, res in await self._deliver(property_id, code, batch, full, budget):
+                        u = it.update
+                        for d in dates.days(u.start, u.end):
+                            sent |= cell_keys.get((u.hotel, u.room, u.rate, d), set())
                         for rid in it.rows:
                             outcome[rid] = _worse(outcome[rid], res)
             await self._settle(outcome, {r.id: r for r in rows})
@@ -388,6 +635,7 @@ class PushWorker:
         whether the OTA refused the message as a whole."""
         updates = [it.update for it in batch]
         bucket = self.ch.bucket(property_id)
+        lane = self.ch.lane(property_id)
         base_wait = self.s.wait or wait_exponential_jitter(initial=0.2, max=10, jitter=0.5)
 
         def wait(rs) -> float:
@@ -403,8 +651,10 @@ class PushWorker:
                     current_attempt.set(attempt.retry_state.attempt_number)
                     if attempt.retry_state.attempt_number > 1 and not self.ch.breaker.allow():
                         raise BreakerOpen()
-                    await bucket.acquire()
+                    urgent = _urgent_send.get()
+                    await lane.acquire(urgent)
                     try:
+                        await bucket.acquire(urgent=urgent)
                         outcome = await self.ch.adapter.push_ari(updates, full=full)
                     except RateLimitedError as e:
                         if e.retry_after:
@@ -414,6 +664,8 @@ class PushWorker:
                         if self.ch.breaker.failure():
                             await self._breaker_changed()
                         raise
+                    finally:
+                        lane.release()
         except BreakerOpen:
             return {u.key: ("retry", f"{self.ch.name} circuit breaker is open") for u in updates}, False
         except RetriableError as e:
@@ -459,13 +711,25 @@ class PushWorker:
         retry = [(i, why) for i, (s, why) in outcome.items() if s == "retry"]
         dead = [(i, why) for i, (s, why) in outcome.items() if s == "dead"]
 
-        async def tx(conn):
-            if done:
-                await conn.execute(update(o).where(o.c.id.in_(done)).values(
+        def done_tx(chunk):
+            async def settle_done(conn):  # one statement for many rows
+                await conn.execute(update(o).where(o.c.id.in_(chunk)).values(
                     status="done", claimed_by=None, lease_until=None, last_error=None))
+
+            return settle_done
+
+        # the done rows in short writes of their own; the rest (rare) in one
+        for chunk in _id_chunks(done, self.s.write_chunk):
+            await self.db.write(done_tx(chunk))
+
+        async def tx(conn):
+            by_why: dict[str, list[int]] = {}
             for rid, why in skipped:  # never sent: outside the OTA's window
-                await conn.execute(update(o).where(o.c.id == rid).values(
-                    status="skipped", claimed_by=None, lease_until=None, last_error=(why or "")[:2000]))
+                by_why.setdefault((why or "")[:2000], []).append(rid)
+            for why, rids in by_why.items():
+                for chunk in _id_chunks(rids):
+                    await conn.execute(update(o).where(o.c.id.in_(chunk)).values(
+                        status="skipped", claimed_by=None, lease_until=None, last_error=why))
             for rid, why in retry:
                 row = rows.get(rid) if rows else None
                 attempts = (row.attempts if row else 0) + 1
@@ -494,7 +758,7 @@ class PushWorker:
                     detail={"outbox_id": rid, "cell": row.cell if row else None,
                             "night": row.night.isoformat() if row and row.night else None})
 
-        if outcome:
+        if skipped or retry or dead:
             await self.db.write(tx)
         if dead:
             log.error("pushes dead-lettered", channel=self.ch.name, rows=len(dead), reason=dead[0][1])
