@@ -84,6 +84,37 @@ async def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_db_prune(args: argparse.Namespace) -> int:
+    """Retention (issue 13): see channelmgr.retention."""
+    from datetime import timedelta
+
+    from channelmgr.config import load_config
+    from channelmgr.ledger.db import Database
+    from channelmgr.retention import RetentionError, parse_age, prune
+
+    cfg = load_config(args.config)
+    try:
+        if args.older_than is not None:
+            age = parse_age(args.older_than)
+        elif cfg.retention.older_than_days is not None:
+            age = timedelta(days=cfg.retention.older_than_days)
+        else:
+            raise UsageError("retention.older_than_days is null in the config (never prune): give --older-than")
+    except RetentionError as e:
+        raise UsageError(str(e)) from None
+    journal = timedelta(days=cfg.retention.journal_days) if cfg.retention.journal_days else None
+    db = Database(cfg.database_url(), busy_timeout_ms=cfg.database.busy_timeout_ms)
+    try:
+        r = await prune(db, age, journal_older_than=journal)
+    finally:
+        await db.dispose()
+    print(f"pruned what is older than {r.cutoff:%Y-%m-%d %H:%M} UTC: {r.outbox_deleted} settled outbox rows "
+          f"deleted, {r.sync_log_bodies_cleared} sync-log bodies cleared; "
+          + (f"{r.journal_deleted} journal rows older than {r.journal_cutoff:%Y-%m-%d} deleted"
+             if r.journal_cutoff else "the journal is kept (retention.journal_days is not set)"))
+    return EXIT_OK
+
+
 async def _runtime(args: argparse.Namespace):
     from channelmgr.runtime import Runtime
 
@@ -261,6 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Create the ledger's tables, or bring them up to this version's schema. "
                                     "Safe to run more than once; nothing is lost.")
     up.set_defaults(func=cmd_db_upgrade)
+    pr = dbs.add_parser("prune", parents=[common], help="delete settled pushes and old sync-log bodies",
+                        description="Delete settled outbox rows (pushed, superseded or outside an OTA's window; "
+                                    "dead letters stay) and clear the request/response bodies of sync-log rows "
+                                    "older than the age given (default: retention.older_than_days, 90). The "
+                                    "journal is kept unless retention.journal_days says otherwise. The daemon "
+                                    "runs this daily at retention.prune_at.")
+    pr.add_argument("--older-than", metavar="AGE", default=None, help="like 90d, 12w or 36h")
+    pr.set_defaults(func=cmd_db_prune)
 
     # ari
     ari = sub.add_parser("ari", parents=[common], help="set or look at rooms, prices and restrictions",
@@ -331,6 +370,7 @@ COMMAND_MODULES = [
     "channelmgr.daemon_commands",  # run, sandbox, logs, status
     "channelmgr.web.commands",  # users; conflicts show / resolve (after daemon_commands: extends conflicts)
     "channelmgr.desk.commands",  # bookings, requests, audit, overbooking; conflicts resolve --upgrade-to (after web)
+    "channelmgr.reports.commands",  # report summary|channels|pace|lead-time|cancellations; settlement import
 ]
 
 

@@ -96,6 +96,33 @@ class WebConfig(_Strict):
     login_failures_per_minute: int = Field(5, ge=1)
 
 
+class SettlementConfig(_Strict):
+    """Issue 14 (channelmgr.reports.settlement): per channel, which CSV header holds each field of an
+    OTA statement (ota_id, hotel, checkin, checkout, amount, commission, currency); the defaults
+    are what each sandbox exports at GET /_sandbox/statement, a channel given here overrides them."""
+
+    columns: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+
+class RetentionConfig(_Strict):
+    """What the daily prune keeps (issue 13, channelmgr/retention): settled outbox rows and
+    sync-log bodies older than ``older_than_days`` go; the journal only with ``journal_days``."""
+
+    older_than_days: int | None = Field(90, ge=1, description="null: never prune")
+    journal_days: int | None = Field(None, ge=30, description="null: the journal is kept")
+    prune_at: str = "04:30"
+
+    @field_validator("prune_at")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        try:
+            hh, mm = v.split(":")
+            assert 0 <= int(hh) < 24 and 0 <= int(mm) < 60
+        except Exception:
+            raise ValueError(f"prune_at must be a time like 04:30, not {v!r}") from None
+        return v
+
+
 class Credentials(_Strict):
     """Names of environment variables (or files) holding secrets, never the secrets."""
 
@@ -133,6 +160,8 @@ class Config(_Strict):
     demo: DemoConfig = DemoConfig()
     web: WebConfig = WebConfig()
     desk: DeskConfig = DeskConfig()
+    retention: RetentionConfig = RetentionConfig()
+    settlement: SettlementConfig = SettlementConfig()
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
 
     # where the file was read from; relative paths in it are relative to its folder

@@ -85,6 +85,11 @@ class Faults:
     status: int = 500
     retry_after: float | None = None
     malformed_rate: float = 0.0
+    # issue 14: deliberate differences in GET /_sandbox/statement (amount, commission, missing, nights, extra)
+    statement_plant: tuple[str, ...] = ()
+    # a share of booking acknowledgements answered with ``status`` (the OTA's ack endpoint failing;
+    # pull OTAs only: the booking stays delivered-not-acknowledged on the OTA's side)
+    ack_error_rate: float = 0.0
 
 
 @dataclass
@@ -383,6 +388,7 @@ class Sandbox:
             web.get("/_sandbox/requests", self._h_requests),
             web.delete("/_sandbox/requests", self._h_clear_requests),
             web.get("/_sandbox/catalog", self._h_catalog),
+            web.get("/_sandbox/statement", self._h_statement),
         ])
         app.add_routes(self.protocol_routes())
         return app
@@ -449,6 +455,63 @@ class Sandbox:
     async def _h_catalog(self, request: web.Request) -> web.Response:
         return web.json_response(self.catalog.to_dict())
 
+    # ---- the monthly commission statement (issue 14) ---------------------------------
+    async def _h_statement(self, request: web.Request) -> web.Response:
+        """``GET /_sandbox/statement?month=YYYY-MM[&commission=15][&plant=amount,commission,...]``: the
+        OTA's statement of the month's stays (by arrival), CSV with this OTA's own headers. ``plant``
+        (or the fault ``statement_plant``) puts deliberate differences in: ``amount`` (the first line
+        100.00 more), ``commission`` (the second line's commission 10.00 more), ``missing`` (the third
+        line left out), ``nights`` (the fourth line a night longer), ``extra`` (a booking we never had)."""
+        import csv
+        import io
+        import re
+        from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+        month = request.query.get("month", "")
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+            raise SandboxError(400, "month is required, like 2026-12")
+        try:
+            pct = Decimal(request.query.get("commission", STATEMENT_COMMISSION.get(self.name, "15")))
+        except InvalidOperation:
+            raise SandboxError(400, "commission is a percent, like 15") from None
+        if not (0 <= pct <= 100):
+            raise SandboxError(400, "commission is a percent from 0 to 100")
+        plant = set(self.faults.statement_plant) | {p for p in request.query.get("plant", "").split(",") if p}
+        unknown = plant - {"amount", "commission", "missing", "nights", "extra"}
+        if unknown:
+            raise SandboxError(400, f"unknown differences to plant: {', '.join(sorted(unknown))}")
+        heads = STATEMENT_COLUMNS[self.name]
+        lines = []
+        for oid in sorted(self.bookings):
+            b = self.bookings[oid]
+            if b.status == "cancelled" or not b.data["checkin"].startswith(month):
+                continue
+            lines.append({"ota_id": oid, "hotel": b.data["hotel"], "checkin": b.data["checkin"],
+                          "checkout": b.data["checkout"], "amount": int(b.data["amount_minor"]),
+                          "currency": b.data["currency"]})
+        if "amount" in plant and lines:
+            lines[0]["amount"] += 10000  # billed on a larger amount (its commission follows)
+        for ln in lines:
+            ln["commission"] = int((Decimal(ln["amount"]) * pct / 100).to_integral_value(ROUND_HALF_UP))
+        if "commission" in plant and len(lines) > 1:
+            lines[1]["commission"] += 1000
+        if "nights" in plant and len(lines) > 3:
+            lines[3]["checkout"] = (date.fromisoformat(lines[3]["checkout"]) + timedelta(days=1)).isoformat()
+        if "missing" in plant and len(lines) > 2:
+            del lines[2]
+        if "extra" in plant:
+            lines.append({"ota_id": f"{self.id_prefix}X9999999", "hotel": lines[0]["hotel"] if lines else "",
+                          "checkin": f"{month}-01", "checkout": f"{month}-02", "amount": 50000, "commission": 7500,
+                          "currency": lines[0]["currency"] if lines else "CNY"})
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow([heads[k] for k in STATEMENT_FIELDS])
+        for ln in lines:
+            w.writerow([ln["ota_id"], ln["hotel"], ln["checkin"], ln["checkout"],
+                        f"{Decimal(ln['amount']).scaleb(-2):.2f}", f"{Decimal(ln['commission']).scaleb(-2):.2f}",
+                        ln["currency"]])
+        return web.Response(text=buf.getvalue(), content_type="text/csv", charset="utf-8")
+
     # ---- running --------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on host:port (0 = any free port); returns the base URL."""
@@ -480,3 +543,19 @@ class Sandbox:
             await self._client.close()
         if self._runner:
             await self._runner.cleanup()
+
+
+# issue 14: what each OTA's statement export calls its columns (channelmgr.reports.settlement's
+# defaults match these), and the commission its sandbox charges unless told otherwise
+STATEMENT_FIELDS = ("ota_id", "hotel", "checkin", "checkout", "amount", "commission", "currency")
+STATEMENT_COLUMNS = {
+    "booking": {"ota_id": "Reservation number", "hotel": "Property ID", "checkin": "Arrival",
+                "checkout": "Departure", "amount": "Room revenue", "commission": "Commission", "currency": "Currency"},
+    "ctrip": {"ota_id": "订单号", "hotel": "酒店ID", "checkin": "入住日期", "checkout": "离店日期", "amount": "房费",
+              "commission": "佣金", "currency": "币种"},
+    "fliggy": {"ota_id": "订单编号", "hotel": "酒店编码", "checkin": "入住日期", "checkout": "离店日期",
+               "amount": "订单金额", "commission": "佣金", "currency": "币种"},
+    "meituan": {"ota_id": "订单号", "hotel": "门店ID", "checkin": "入住日期", "checkout": "离店日期",
+                "amount": "房费金额", "commission": "佣金金额", "currency": "币种"},
+}
+STATEMENT_COMMISSION = {"booking": "15", "ctrip": "12", "fliggy": "10", "meituan": "8"}
