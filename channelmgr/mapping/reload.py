@@ -24,9 +24,11 @@ the swap and the version being recorded loses those pushes until the nightly ful
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any, Callable
 
 import structlog
@@ -83,6 +85,10 @@ class MappingReloader:
         self._lock = asyncio.Lock()
         self._refused: str | None = None  # fingerprint of the last refused folder contents
         self.last: ReloadResult | None = None
+        # the watcher's stat cache: path -> ((size, mtime, ctime, inode), text); files read
+        self._stat_cache: dict[str, tuple[tuple, str]] = {}
+        self._scan_sig: str | None = None
+        self.files_read = 0
 
     def enabled(self, channel: str) -> bool:
         """A channel the daemon runs: in config.yaml and not ``enabled: false``."""
@@ -232,11 +238,57 @@ class MappingReloader:
 
     # ---- watch ----------------------------------------------------------------------
     def _scan(self) -> str:
-        """Fingerprint of the folder's mapping file names and contents (an unreadable file counts)."""
-        texts, problems = read_texts([self.folder])
-        for p in problems:
-            texts[p.file] = f"\0unreadable\0{p.message}"
-        return fingerprint(texts)
+        """Fingerprint of the folder's mapping file names and contents (an unreadable file counts).
+
+        Idle cost (issue 13): every file is stat'ed, and only a file whose (size, mtime,
+        ctime, inode) changed is read again; with nothing changed nothing is read or hashed
+        (reading and hashing 10,000 files every second was a core). A file changed in the
+        last two seconds is read again at every scan until it is older, since a second write
+        within the file system's timestamp granularity could keep its size and times.
+        """
+        folder = Path(self.folder)
+        if not folder.is_dir():
+            self._stat_cache = {}
+            texts, problems = read_texts([folder])
+            for p in problems:
+                texts[p.file] = f"\0unreadable\0{p.message}"
+            return fingerprint(texts)
+        now = time.time()
+        seen: dict[str, tuple] = {}
+        changed = False
+        cache = self._stat_cache
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as e:
+            return fingerprint({str(folder): f"\0unreadable\0{e}"})
+        for e in entries:
+            if not e.name.endswith((".yaml", ".yml")) or e.name.startswith((".", "#", "~")):
+                continue
+            try:
+                if not e.is_file():
+                    continue
+                st = e.stat()
+            except OSError:
+                continue  # gone between the listing and the stat: not there
+            key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            old = cache.get(e.path)
+            if old is not None and old[0] == key and now - st.st_mtime_ns / 1e9 > 2.0:
+                seen[e.path] = old
+                continue
+            texts, problems = read_texts([e.path])
+            self.files_read += 1
+            text = texts.get(e.path)
+            if text is None:
+                text = f"\0unreadable\0{problems[0].message if problems else 'unreadable'}"
+            if old is None or old[1] != text:
+                changed = True
+            seen[e.path] = (key, text)
+        if set(seen) != set(cache):
+            changed = True
+        self._stat_cache = seen
+        if changed or self._scan_sig is None:
+            self._scan_sig = fingerprint({p: t for p, (_, t) in seen.items()})
+        return self._scan_sig
 
     async def watch(self, interval: float = 1.0) -> None:
         """Poll the folder; after a change, wait until it stops changing, then reload.
