@@ -354,6 +354,9 @@ class Daemon:
         oh, om = (int(x) for x in cfg.desk.overbooking_check_at.split(":"))
         sch.add_job(self.overbooking_check, "cron", hour=oh, minute=om, id="overbooking-check",
                     timezone=get_localzone())
+        if cfg.retention.older_than_days is not None:  # issue 13: the daily prune (channelmgr.retention)
+            ph, pm_ = (int(x) for x in cfg.retention.prune_at.split(":"))
+            sch.add_job(self.prune, "cron", hour=ph, minute=pm_, id="prune", timezone=get_localzone())
         if cfg.demo.synthetic_guests and any(c.sandbox for c in self.channels.values()):
             from channelmgr.demo import SyntheticGuests
 
@@ -446,6 +449,19 @@ class Daemon:
         log.info("nightly full sync queued", rows=n)
         self.wake_all()
         return n
+
+    async def prune(self) -> None:
+        """Retention (issue 13): settled outbox rows and old sync-log bodies, daily."""
+        from channelmgr.retention import prune
+
+        r = self.config.retention
+        try:
+            res = await prune(self.rt.db, timedelta(days=r.older_than_days or 90),
+                              journal_older_than=timedelta(days=r.journal_days) if r.journal_days else None)
+            log.info("pruned", outbox_rows=res.outbox_deleted, sync_log_bodies=res.sync_log_bodies_cleared,
+                     journal_rows=res.journal_deleted, cutoff=res.cutoff.isoformat())
+        except Exception as e:  # tomorrow again
+            log.error("prune failed", error=f"{e.__class__.__name__}: {e}")
 
     async def watchdog(self) -> None:
         sd_notify("WATCHDOG=1")
