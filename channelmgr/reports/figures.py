@@ -343,6 +343,9 @@ async def compute(conn: AsyncConnection, kind: str, q: ReportQuery, money: Money
     if kind not in KINDS:
         raise ReportError(f"the reports are {', '.join(KINDS)}, not {kind!r}", "report")
     q.check()
+    if kind == "cancellations" and q.group != "channel":
+        raise ReportError("cancellations are by channel: the ledger keeps no room type or rate plan of a "
+                          "cancelled booking", "group")
     money = money or Money()
     prop = await _property(conn, q.property)
     if kind == "pace":
@@ -352,9 +355,6 @@ async def compute(conn: AsyncConnection, kind: str, q: ReportQuery, money: Money
     totals = await _table(conn, q, prop, money, grouped=False)
     out["rows"] = body
     out["totals"] = totals[0] if totals else None
-    if kind == "cancellations" and q.group != "channel":
-        raise ReportError("cancellations are by channel: the ledger keeps no room type or rate plan of a "
-                          "cancelled booking", "group")
     return out
 
 

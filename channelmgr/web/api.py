@@ -360,6 +360,7 @@ async def openapi(c: Ctx) -> web.Response:
 
 
 from channelmgr.desk import api as _desk_api  # noqa: E402,F401  (issue 12: the desk's routes join the table)
+from channelmgr.reports import api as _reports_api  # noqa: E402,F401  (issue 14: /api/v1/reports/...)
 
 
 def add_routes(app: web.Application, daemon: "Daemon") -> None:

@@ -571,3 +571,39 @@ class AuditRow(BaseModel):
 
 class AuditOut(BaseModel):
     rows: list[AuditRow]
+
+
+# ---- reports (issue 14, channelmgr/reports) ----------------------------------------------
+class ReportPath(_In):
+    report: Literal["summary", "channels", "pace", "lead-time", "cancellations"]
+
+
+class ReportQueryIn(_In):
+    property: str = Field(pattern=CODE, examples=["SHA-BUND"])
+    from_: date = Field(alias="from", ge=FIRST_DATE, le=LAST_DATE, description="first date (included)")
+    to: date = Field(ge=FIRST_DATE, le=LAST_DATE, description="last date (included)")
+    by: Literal["day", "week", "month"] | None = Field(None, description="week = ISO 8601 week, Monday first")
+    group: Literal["channel", "room_type", "rate_plan"] = "channel"
+    basis: Literal["stay", "booking"] = "stay"
+    format: Literal["json", "csv", "xlsx"] = "json"
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ReportOut(BaseModel):
+    """Money in minor units per currency (``money``), ``converted`` only where the mapping gives a rate."""
+
+    report: str
+    property: str
+    timezone: str
+    currency: str
+    from_: str = Field(alias="from")
+    to: str
+    basis: str
+    by: str | None
+    group: str | None
+    week: str | None = None
+    rows: list[dict[str, Any]]
+    totals: dict[str, Any] | None
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
