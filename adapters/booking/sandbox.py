@@ -540,6 +540,8 @@ class BookingSandbox(Sandbox):
             return self._refusal(rs, e)
         if root.find(NS + "Success") is None:
             return self._refusal(rs, Refused(400, "INVALID_REQUEST", "an acknowledgement holds Success"))
+        if self.faults.ack_error_rate and self.rng.random() < self.faults.ack_error_rate:
+            return self.fault_response(self.faults.status, self.faults.retry_after)
         element = "HotelReservation" if feed == "new" else "HotelResModify"
         acked, warnings = 0, []
         for res in root.iter(NS + element):

@@ -82,7 +82,7 @@ def classify(text: str | None) -> list[tuple[str, str]]:
     groups: list[tuple[list[str], str]] = []  # (kinds, text)
     for sep, p in pieces(text):
         kinds = kinds_of(p)
-        if kinds == ["other"] and groups:
+        if groups and (kinds == ["other"] or kinds == groups[-1][0]):  # "素食，对花生过敏": one dietary request
             ks, t = groups[-1]
             groups[-1] = (ks, t + (sep if sep not in "\n\r" else " ") + (" " if sep in ",;." else "") + p)
         else:

@@ -47,7 +47,7 @@ def normalise_phone(phone: str | None, default_country: str = "CN") -> str | Non
         return None
     country, national = parts
     code = CODE_OF.get(country, "")
-    return f"+{code}{national.lstrip('0') if country not in ('CN',) else national}"
+    return f"+{code}{national.lstrip('0')}"  # the trunk 0 of a landline is not part of the number
 
 
 def phone_problem(phone: str | None, default_country: str = "CN") -> str | None:
@@ -72,6 +72,8 @@ def phone_problem(phone: str | None, default_country: str = "CN") -> str | None:
         if n.startswith("0"):
             return None if 10 <= len(n) <= 12 else (
                 f"a Chinese landline is 0 + area code + number, 10 to 12 digits, this one {len(n)}")
+        if n[0] in "23456789" and 9 <= len(n) <= 11:  # a landline written +86 21 ..., without the trunk 0
+            return None
         return "a Chinese number starts with 1 (mobile) or 0 (landline with area code)"
     if country in ("HK", "MO"):
         return None if len(n) == 8 and n[0] in "235689" else f"a {country} number has 8 digits, not {len(n)}"

@@ -208,7 +208,7 @@ class _NoClose:
         pass
 
 
-async def test_two_ota_bookings_for_the_last_room_settled_by_an_upgrade(run):
+async def test_two_ota_bookings_for_the_last_room_settled_by_an_upgrade(run, tmp_path):
     r = run
     await r.settled()
     nights = [r.today() + timedelta(days=15)]
@@ -241,8 +241,18 @@ async def test_two_ota_bookings_for_the_last_room_settled_by_an_upgrade(run):
     ways = c.detail["ways_out"]
     assert {"from": "DK", "to": "ES", "free_after": 3, "possible": True} in ways["upgrades"]
     assert [p["name"] for p in ways["partners"]][:1] == ["外滩悦榕酒店 Bund Garden Hotel"]
-    out = await r.d.desk.overbooking.resolve(c.id, actor="user:desk-op", upgrade_to="ES")
+    config = _config_file(r, tmp_path)
+    await make_user(r.d, "desk-op", "operator")
+    p = await cli(config, "conflicts", "resolve", str(c.id), "--relocate", "Nowhere Inn", "--as", "desk-op")
+    assert p.returncode == 1 and "Bund Garden Hotel" in p.stderr, p.stderr
+    p = await cli(config, "conflicts", "resolve", str(c.id), "--upgrade-to", "ST", "--as", "desk-op")
+    assert p.returncode == 1 and "not on the upgrade ladder" in p.stderr, p.stderr
+    p = await cli(config, "conflicts", "resolve", str(c.id), "--upgrade-to", "ES", "--as", "desk-op")
+    assert p.returncode == 0, p.stderr
+    out = await r.d.desk.overbooking._conflict_out(c.id)
     assert out["status"] == "resolved" and out["resolved_by"] == "user:desk-op" and "ES" in out["resolution"]
+    p = await cli(config, "conflicts", "resolve", str(c.id), "--cancel", "--as", "desk-op")
+    assert p.returncode == 1 and "already resolved" in p.stderr
     show = await r.ledger.show("SHA-BUND", nights[0], nights[0])
     rooms = {x["room_type"]: x for x in show["rooms"]}
     assert rooms["DK"]["sold"] == 1 and rooms["DK"]["free"] == 0 and rooms["ES"]["sold"] == 1
@@ -259,12 +269,7 @@ async def test_two_ota_bookings_for_the_last_room_settled_by_an_upgrade(run):
 async def test_unacknowledged_booking_com_reservation_raises_the_deadline_before_30_minutes(run):
     r = run
     await r.settled(channels=("booking",))
-    chrt = r.d.channels["booking"]
-
-    async def refuse(_accepted):  # the OTA's acknowledgement endpoint failing (a fault on the ack)
-        raise OSError("acknowledgement refused by the sandbox")
-
-    chrt.adapter.acknowledge = refuse
+    await r.faults("booking", ack_error_rate=1.0, status=500)  # Booking.com's acknowledgement endpoint failing
     night = r.today() + timedelta(days=9)
     room, rate = r.codes("booking", "SK", "BAR-SK")
     oid = (await r.book("booking", hotel=r.hotel("booking"), room=room, rate=rate, checkin=night.isoformat(),
@@ -291,6 +296,17 @@ async def test_unacknowledged_booking_com_reservation_raises_the_deadline_before
         await r.d.desk.check_acks()  # (the daemon's own scan may raise it first, on the moved clock too)
         rows = await r.ledger.db.read(deadline_conflicts)
     assert len(rows) == 1 and rows[0].status == "open" and oid in rows[0].summary and "e-mail" in rows[0].summary
+    assert r.d.channels["booking"].sandbox.booking_state(oid)["state"] != "acknowledged"
+    # the ack works again: the booking is re-delivered, answered as a duplicate, acknowledged; the system closes it
+    await r.faults("booking", ack_error_rate=0.0)
+
+    async def closed():
+        await r.d.desk.check_acks()
+        got = await r.ledger.db.read(deadline_conflicts)
+        return got[0].status == "resolved" and got[0].resolved_by == "system"
+
+    await r.wait_for(closed, timeout=30, what="the deadline conflict to close once acknowledged")
+    assert r.d.channels["booking"].sandbox.booking_state(oid)["state"] == "acknowledged"
 
 
 async def test_suspicious_flags_fire_on_crafted_cases_and_the_bookings_still_apply(run):
