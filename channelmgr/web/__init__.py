@@ -62,6 +62,9 @@ def mount_web(app: web.Application, daemon: "Daemon") -> WebState:
 
     app.router.add_get("/metrics", h_metrics)
     api.add_routes(app, daemon)
+    from channelmgr.web.pages import mount_pages
+
+    mount_pages(app, daemon)  # the console's HTML pages (channelmgr/web/pages)
 
     if daemon.config.demo.synthetic_guests:
         async def demo_admin(_app: web.Application) -> None:

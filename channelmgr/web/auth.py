@@ -24,9 +24,37 @@ log = structlog.get_logger("channelmgr.web")
 COOKIE = "channelmgr_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-PUBLIC_PATHS = ("/health", "/metrics", "/api/v1/login")
+PUBLIC_PATHS = ("/health", "/metrics", "/api/v1/login", "/login", "/lang/{lang}")
+PUBLIC_PREFIXES = ("/static/",)  # the console's CSS, htmx and echarts (channelmgr/web/static)
+CSRF_FIELD = "csrf"  # the console's forms carry the token as this field (channelmgr/web/pages)
 USER = web.RequestKey("channelmgr.user", User)
 HOW = web.RequestKey("channelmgr.auth", str)  # session | token
+CSRF_DIGEST = web.RequestKey("channelmgr.csrf", str)  # the session's CSRF token's sha256
+
+
+def is_page(request: web.Request) -> bool:
+    """A console page (HTML): anything outside /api/; refused with a redirect to /login."""
+    return not request.path.startswith("/api/")
+
+
+def login_redirect(request: web.Request) -> web.Response:
+    from urllib.parse import quote
+
+    nxt = request.path_qs if request.method in SAFE_METHODS else "/"
+    return web.Response(status=303, headers={"Location": f"/login?next={quote(nxt, safe='')}"})
+
+
+async def _sent_csrf(request: web.Request) -> str:
+    sent = request.headers.get(CSRF_HEADER, "")
+    if sent or not is_page(request):
+        return sent
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        if request.content_length is not None and request.content_length > 256 * 1024:
+            return ""
+        form = await request.post()  # cached on the request: the handler reads it again
+        value = form.get(CSRF_FIELD)
+        return value if isinstance(value, str) else ""
+    return ""
 
 
 def json_error(status: int, error: str, field: str | None = None, headers: dict[str, str] | None = None):
@@ -98,6 +126,8 @@ def is_public(request: web.Request) -> bool:
         return True
     route = info.route
     resource = getattr(route, "resource", None)
+    if request.path.startswith(PUBLIC_PREFIXES):
+        return True
     return resource is not None and resource.canonical in PUBLIC_PATHS
 
 
@@ -112,15 +142,22 @@ def middleware(get_db: Callable[[], Any]):
             log.exception("authentication failed unexpectedly", path=request.path)
             return json_error(503, "the ledger could not be read to check the login; try again")
         if user is None:
+            if is_page(request):
+                return login_redirect(request)
             return json_error(401, "log in first (POST /api/v1/login), or send an API token as "
                                    "Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"})
         if how == "session" and request.method not in SAFE_METHODS:
-            sent = request.headers.get(CSRF_HEADER, "")
+            sent = await _sent_csrf(request)
             if not sent or not accounts.same(accounts.digest(sent), csrf or ""):
+                if is_page(request):
+                    return web.Response(status=403, content_type="text/plain", text=(
+                        "403: this form was not sent by the console's own page (its CSRF token is missing "
+                        "or stale); reload the page and try again"))
                 return json_error(403, f"a change made with a browser session needs the {CSRF_HEADER} header "
                                        "with the csrf_token given at login", CSRF_HEADER)
         request[USER] = user
         request[HOW] = how
+        request[CSRF_DIGEST] = csrf or ""
         return await handler(request)
 
     return auth

@@ -39,9 +39,13 @@ async def test_nothing_answers_without_a_login_but_health_metrics_and_inbound(ru
             assert resp.status == 401, (route.method, path, resp.status)
             body = await resp.json()
             assert "log in" in body["error"] and "field" in body
-    for path in ("/api/status", "/", "/no/such/page", "/api/v1/nothing", "/inbound/../api/status"):
+    for path in ("/api/status", "/api/v1/nothing", "/inbound/../api/status"):
         async with r.http.get(base + path) as resp:
             assert resp.status == 401, path
+    # the console's pages (and anything else outside /api/) send a browser to the login form
+    for path in ("/", "/no/such/page", "/bookings?q=x"):
+        async with r.http.get(base + path, allow_redirects=False) as resp:
+            assert resp.status == 303 and resp.headers["Location"].startswith("/login?next=%2F"), path
     async with r.http.get(base + "/api/status", headers={"Authorization": "Bearer not-a-token"}) as resp:
         assert resp.status == 401
     async with r.http.get(base + "/health") as resp:
