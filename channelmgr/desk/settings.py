@@ -28,8 +28,8 @@ class SuspiciousConfig(_Strict):
 class DeskConfig(_Strict):
     # direct booking sources beside the OTAs: code -> the name people see
     sources: dict[str, str] = Field(default_factory=lambda: {
-        "website": "官网 website", "phone": "电话 phone", "walk_in": "散客 walk-in",
-        "agency": "旅行社 travel agency", "corporate": "协议公司 corporate"})
+        "website": "website", "phone": "phone", "walk_in": "walk-in", "agency": "travel agency",
+        "corporate": "corporate"})  # (the console translates these five names: 官网, 电话, 散客, 旅行社, 协议公司)
     # hours to answer a special request, from the booking's arrival in the ledger
     request_answer_hours: float = Field(2.0, gt=0, le=24 * 14)
     request_answer_hours_by_property: dict[str, float] = Field(default_factory=dict)

@@ -123,6 +123,8 @@ async def test_phone_booking_by_cli_and_api_close_the_room_on_every_ota(run, tmp
     p = await cli(config, "bookings", "show", by_cli["confirmation"], "--json")
     shown = json.loads(p.stdout)
     assert shown["guest"]["name"] == "王*" and {q["kind"] for q in shown["requests"]} == {"non_smoking", "high_floor"}
+    told = {c["channel"]: c for c in shown["channels_told"]}
+    assert set(told) == set(CHANNELS) and all(c["sent"] > 0 and c["failed"] == 0 for c in told.values()), told
     assert (await cli(config, "bookings", "show", by_cli["confirmation"], "--reveal")).returncode == 1
     p = await cli(config, "bookings", "show", by_cli["confirmation"], "--reveal", "--as", "desk-op", "--why",
             "guest called to confirm", "--json")
@@ -266,7 +268,7 @@ async def test_two_ota_bookings_for_the_last_room_settled_by_an_upgrade(run, tmp
     assert any(j["action"] == "upgrade" and j["entity"] == "booking" for j in rows)
 
 
-async def test_unacknowledged_booking_com_reservation_raises_the_deadline_before_30_minutes(run):
+async def test_unacknowledged_booking_com_reservation_raises_the_deadline_before_30_minutes(run, tmp_path):
     r = run
     await r.settled(channels=("booking",))
     await r.faults("booking", ack_error_rate=1.0, status=500)  # Booking.com's acknowledgement endpoint failing
@@ -285,6 +287,12 @@ async def test_unacknowledged_booking_com_reservation_raises_the_deadline_before
     st = await status(r.ledger.db, list(r.d.channels))
     u = st["unacknowledged"]["booking"]
     assert u["oldest"]["ota_booking_id"] == oid and 25 * 60 < u["oldest"]["seconds_left"] <= 30 * 60
+    async with r.http.get(r.d.base_url + "/api/v1/status", headers=await bearer(r.d, "viewer")) as resp:
+        api = await resp.json()
+        assert resp.status == 200, api
+    assert api["unacknowledged"]["booking"]["oldest"]["ota_booking_id"] == oid
+    p = await cli(_config_file(r, tmp_path), "status")
+    assert p.returncode == 0 and f"the oldest, {oid}" in p.stdout and "before booking's fallback" in p.stdout, p.stdout
 
     async def deadline_conflicts(conn):
         return (await conn.execute(select(m.conflicts).where(m.conflicts.c.kind == "ack_deadline"))).all()
