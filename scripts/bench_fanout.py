@@ -5,8 +5,11 @@ Runs the real thing: `channelmgr run` as its own process, the four OTA sandboxes
 processes, N generated properties, guests booking at R bookings a second on the push channels
 (Ctrip, Meituan). For each booking it measures the time from the source OTA accepting it to
 the last of the other three OTAs holding the new count (polling their /_sandbox/state), and
-prints p50/p95/p99, pushes sent per booking, and the daemon's CPU and memory: per run, then
-the median of the runs; with --db both, SQLite and PostgreSQL side by side with their ratio.
+prints p50/p95/p99 (a booking that does not arrive within --timeout counts as a miss at the
+timeout value, never left out), each target channel's p50/p95 on its own, pushes sent per
+booking, and the daemon's CPU and memory: per run, then the median of the runs; with --db
+both, SQLite and PostgreSQL side by side with their ratio. Every generated property has its
+own hotel ids and its own Fliggy room and rate codes.
 
     .venv/bin/python scripts/bench_fanout.py --properties 1000 --rate 5 --bookings 150 --runs 3
 """
@@ -74,6 +77,12 @@ def make_mappings(folder: Path, n: int) -> dict[str, dict]:
         text = text.replace('hotel_id: "436512"', f'hotel_id: "{ids["ctrip"]}"')
         text = text.replace('hotel_id: "sha-bund-001"', f'hotel_id: "{ids["fliggy"]}"')
         text = text.replace('hotel_id: "158937"', f'hotel_id: "{ids["meituan"]}"')
+        # Fliggy's room and rate-plan codes are its own ids, unique across hotels: each
+        # generated property gets its own (the same codes everywhere put every cell on one hotel)
+        head, rest = text.split("  fliggy:\n", 1)
+        block, tail = rest.split("  meituan:\n", 1)
+        block = re.sub(r'(\n      [A-Z-]+: )"([A-Z_]+)"', lambda mt: f'{mt.group(1)}"{mt.group(2)}-{i:05d}"', block)
+        text = head + "  fliggy:\n" + block + "  meituan:\n" + tail
         (folder / f"bench-{i:05d}.yaml").write_text(text, encoding="utf-8")
         hotels[f"BENCH-{i:05d}"] = ids
     return hotels
@@ -172,10 +181,18 @@ class Bench:
         from adapters.base.registry import load
         from channelmgr.mapping import load_mappings
 
-        pm_any = load_mappings(self.tmp / "mappings" / "bench-00000.yaml").get("BENCH-00000")
+        pms: dict[str, object] = {}
+
+        def pm_of(prop: str):  # each property's own codes (Fliggy's differ per property)
+            if prop not in pms:
+                pms[prop] = load_mappings(self.tmp / "mappings" / f"{prop.lower()}.yaml").get(prop)
+            return pms[prop]
+
         caps = {ch: load(ch).capabilities for ch in CHANNELS}
-        latencies: list[float] = []
+        latencies: list[float] = []  # the last of the three; a timeout counts at the timeout value
+        per_channel: dict[str, list[float]] = {ch: [] for ch in CHANNELS}
         timeouts = 0
+        limit = self.args.timeout
         today = datetime.now(timezone(timedelta(hours=8))).date()
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as s:
             h0 = await self.health(s)
@@ -190,6 +207,7 @@ class Bench:
                 night = (today + timedelta(days=rng.randrange(3, min(25, self.args.horizon - 2)))).isoformat()
                 checkout = (date.fromisoformat(night) + timedelta(days=1)).isoformat()
                 targets = [ch for ch in CHANNELS if ch != source]
+                pm_any = pm_of(prop)
                 where = {}
                 for ch in targets:
                     cm = pm_any.channel(ch)
@@ -205,15 +223,19 @@ class Bench:
                         return
                 t0 = time.monotonic()
                 pending = {ch for ch in targets if before[ch] is not None and before[ch] > 0}
-                while pending and time.monotonic() - t0 < 30:
+                while pending and time.monotonic() - t0 < limit:
                     for ch in list(pending):
                         now = await self.cell(s, ch, *where[ch], night)
                         if now is not None and now < before[ch]:
                             pending.discard(ch)
+                            per_channel[ch].append(time.monotonic() - t0)
                     if pending:
                         await asyncio.sleep(0.005)
                 if pending:
                     timeouts += 1
+                    latencies.append(limit)  # a miss, at the timeout: never left out
+                    for ch in pending:
+                        per_channel[ch].append(limit)
                 else:
                     latencies.append(time.monotonic() - t0)
                 rss_peak = max(rss_peak, self.daemon.memory_info().rss)
@@ -227,8 +249,13 @@ class Bench:
             cpu = sum(self.daemon.cpu_times()[:2]) - cpu0
             h1 = await self.health(s)
         calls = sum(h1["channels"][c]["push_calls"] - h0["channels"][c]["push_calls"] for c in CHANNELS)
-        return {"p50_ms": pct(latencies, 50) * 1000, "p95_ms": pct(latencies, 95) * 1000,
-                "p99_ms": pct(latencies, 99) * 1000, "measured": len(latencies), "timeouts": timeouts,
+        out = {"p50_ms": pct(latencies, 50) * 1000, "p95_ms": pct(latencies, 95) * 1000,
+               "p99_ms": pct(latencies, 99) * 1000, "measured": len(latencies), "timeouts": timeouts}
+        for ch in CHANNELS:
+            out[f"{ch}_p50_ms"] = pct(per_channel[ch], 50) * 1000
+            out[f"{ch}_p95_ms"] = pct(per_channel[ch], 95) * 1000
+            out[f"{ch}_n"] = len(per_channel[ch])
+        return {**out,
                 "pushes_per_booking": calls / max(1, len(latencies) + timeouts),
                 "cpu_percent": 100 * cpu / wall, "rss_mb": rss_peak / 2 ** 20}
 
@@ -256,6 +283,9 @@ async def bench(args, db_url: str) -> dict:
             print(f"  run {k + 1}: p50 {r['p50_ms']:.0f} ms  p95 {r['p95_ms']:.0f} ms  p99 {r['p99_ms']:.0f} ms  "
                   f"({r['measured']} bookings, {r['timeouts']} timed out)  pushes/booking {r['pushes_per_booking']:.2f}  "
                   f"daemon CPU {r['cpu_percent']:.0f}%  RSS {r['rss_mb']:.0f} MB", flush=True)
+            print("         per channel p50/p95 ms: " + "  ".join(
+                f"{ch} {r[f'{ch}_p50_ms']:.0f}/{r[f'{ch}_p95_ms']:.0f} (n={r[f'{ch}_n']})" for ch in CHANNELS),
+                flush=True)
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         med["startup_s"] = startup
         return med
@@ -276,6 +306,8 @@ def main() -> None:
     ap.add_argument("--pg-url", default=os.environ.get("CHANNELMGR_TEST_PG_URL",
                                                        "postgresql://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--timeout", type=float, default=30.0,
+                    help="seconds a booking may take to reach the others; a miss counts at this value")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     args = ap.parse_args()
 
@@ -293,7 +325,10 @@ def main() -> None:
         results[name] = asyncio.run(bench(args, url))
     print()
     print(f"{'median of runs':<22}" + "".join(f"{n:>14}" for n in results) + ("   ratio" if len(results) == 2 else ""))
-    for key, label in (("p50_ms", "p50 latency (ms)"), ("p95_ms", "p95 latency (ms)"), ("p99_ms", "p99 latency (ms)"),
+    rows = [("p50_ms", "p50 latency (ms)"), ("p95_ms", "p95 latency (ms)"), ("p99_ms", "p99 latency (ms)"),
+            ("timeouts", "timed out (misses)")]
+    rows += [(f"{ch}_p95_ms", f"{ch} p95 (ms)") for ch in CHANNELS]
+    for key, label in (*rows,
                        ("pushes_per_booking", "pushes per booking"), ("cpu_percent", "daemon CPU (%)"),
                        ("rss_mb", "daemon RSS (MB)"), ("startup_s", "first full sync (s)")):
         vals = [results[n][key] for n in results]
