@@ -215,7 +215,7 @@ class Demo:
             self._admin = self.admin()
         return self._admin
 
-    def wait_settled(self, timeout: float = 180) -> dict:
+    def wait_settled(self, timeout: float = 300) -> dict:
         """Until every channel has succeeded once and no push waits (the first full sync done)."""
         deadline = time.monotonic() + timeout
         while True:
