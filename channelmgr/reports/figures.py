@@ -52,7 +52,6 @@ from typing import Any, Literal
 
 from sqlalchemy import (
     BigInteger,
-    Integer,
     String,
     and_,
     case,

@@ -10,11 +10,11 @@ periods (day, ISO week, month) are a VALUES table too, so the database only comp
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, Date, DateTime, Integer, String, column, values
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 UTC = timezone.utc
@@ -82,7 +82,8 @@ def _db_pg(el, compiler, **kw):
     return f"({compiler.process(a, **kw)} - {compiler.process(b, **kw)})"
 
 
-def offsets(tz: str, first: datetime = FAR_PAST, last: datetime = FAR_FUTURE) -> list[tuple[datetime, datetime, int]]:
+@lru_cache(maxsize=64)
+def offsets(tz: str, first: datetime = FAR_PAST, last: datetime = FAR_FUTURE) -> tuple[tuple[datetime, datetime, int], ...]:
     """[(utc_from, utc_to, offset seconds)] covering first .. last: the zone's offset changes, found
     by stepping a day at a time over the years asked for and bisecting each change to the second.
     Outside 1970 .. 2100 the nearest known offset is used."""
@@ -112,7 +113,7 @@ def offsets(tz: str, first: datetime = FAR_PAST, last: datetime = FAR_FUTURE) ->
             start, cur = b, off(b)
         t = nxt
     out.append((start, FAR_FUTURE, cur))
-    return out
+    return tuple(out)
 
 
 def tz_table(tz: str, first: datetime = FAR_PAST, last: datetime = FAR_FUTURE):
@@ -152,10 +153,5 @@ def period_table(rows: list[tuple[str, date, date]], name: str = "periods"):
         [(label, a, b, (b - a).days + 1) for label, a, b in rows])
 
 
-def ceil_div_half_up(num: int, den: int) -> int:
-    """num / den rounded half up (both whole, den > 0): how money is divided here."""
-    return (2 * num + den) // (2 * den)
-
-
-__all__ = ["ColumnElement", "local_date", "local_hour", "days_between", "tz_table", "periods", "period_table",
-           "offsets", "ceil_div_half_up"]
+__all__ = ["local_date", "local_hour", "days_between", "tz_table", "periods", "period_table",
+           "offsets"]
