@@ -37,8 +37,19 @@ def extract() -> Catalog:
     return cat
 
 
+def others(lang: str) -> set:
+    """msgids another domain (desk.po, reports.po) already carries: theirs, not ours."""
+    out = set()
+    for po in (WEB / "locale" / lang / "LC_MESSAGES").glob("*.po"):
+        if po.stem != DOMAIN:
+            with po.open("rb") as f:
+                out |= {m.id for m in read_po(f) if m.id}
+    return out
+
+
 def update(lang: str, template: Catalog) -> int:
     path = WEB / "locale" / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+    theirs = others(lang)
     old = {}
     if path.exists():
         with path.open("rb") as f:
@@ -49,7 +60,7 @@ def update(lang: str, template: Catalog) -> int:
                   charset="utf-8")
     untranslated = 0
     for m in template:
-        if not m.id:
+        if not m.id or (m.id in theirs and m.id not in old):
             continue
         s = old.get(m.id, ("", "") if isinstance(m.id, tuple) else "")
         cat.add(m.id, s, m.locations)

@@ -99,7 +99,7 @@ def make_env(app: web.Application) -> jinja2.Environment:
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
-        extensions=["jinja2.ext.i18n"], undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
     env.globals.update(money=i18n.money, day=i18n.day, day_short=i18n.day_short, when=i18n.when,
                        ago=i18n.ago, number=i18n.number, seconds=i18n.seconds, NAV=NAV, brand=brand)

@@ -199,7 +199,7 @@ async def calendar_page(request: web.Request, d: "Daemon", user) -> web.Response
     plans: list[tuple[str, str]] = []
     if pm is not None:
         rt_names = {k: v.name for k, v in pm.room_types.items()}
-        plans = [(k, v.room_type) for k, v in pm.rate_plans.items()]
+        plans = [(k, v.room_type, v.name) for k, v in pm.rate_plans.items()]
     night_list = [start + timedelta(days=i) for i in range(nights)]
     prices: dict[tuple[str, str], int] = {}
     for r in cal["rates"]:
