@@ -326,13 +326,11 @@ class PushWorker:
         its cell is claimed (another process may have been quicker).
         """
         now = datetime.now(timezone.utc)
-        slots = self.s.property_concurrency if slots is None else slots
-        if slots <= 0:
-            return []
+        slots = self.s.property_concurrency if slots is None else max(0, slots)
         lease = now + timedelta(seconds=self.s.lease_seconds)
         o = m.outbox
         ch = self.ch.name
-        scan = min(self.s.claim_scan, slots * self.s.claim_scan_per_slot)
+        scan = min(self.s.claim_scan, max(1, slots) * self.s.claim_scan_per_slot)
 
         async def look(conn):
             claimed = set((await conn.execute(select(o.c.cell).where(
@@ -360,10 +358,12 @@ class PushWorker:
         ids: list[int] = []
         taken = 0
         for (pid, full), rs in by_prop.items():
-            if taken >= slots or len(ids) >= self.s.claim_batch:
-                break
             urgent = [r for r in rs if r.priority == 0]
-            if pid in busy:  # its push is in flight: only closures overtake it
+            if taken >= slots or len(ids) >= self.s.claim_batch:
+                if not urgent:  # in (priority, id) order: no closure after this one either
+                    break
+                rs = urgent  # every slot is taken: closures still go, on their own
+            elif pid in busy:  # its push is in flight: only closures overtake it
                 rs = urgent
             elif not urgent and not full and len(rs) >= self.s.coalesce_cells:
                 # a burst: by this worker's own clock (a large change's transaction may take
@@ -381,7 +381,12 @@ class PushWorker:
             self._bursts.pop(pid, None)
             if not rs:
                 continue
-            ids.extend(r.id for r in rs[:max(1, self.s.claim_batch - len(ids))])
+            room = self.s.claim_batch - len(ids)
+            if room <= 0:  # closures past a full claim: bounded too
+                room = 2 * self.s.claim_batch - len(ids)
+                if room <= 0:
+                    break
+            ids.extend(r.id for r in rs[:room])
             taken += 1
         self._next_due = next_due
         if not ids:

@@ -69,10 +69,10 @@ async def _last_outbox_id(r) -> int:
 async def test_a_bulk_change_goes_out_in_few_messages_and_a_lone_edit_at_once(running):
     r = running
     await r.settled()
-    # the window sized to this (loaded, shared) machine, where one 120-night change of a room
-    # type takes 1-2 s to commit; the daemon's default (0.4 s) suits an idle one
+    # the window sized for a loaded, shared machine, where one 120-night change of a room
+    # type took 1-2 s (and more) to commit; the daemon's default (0.4 s) suits an idle one
     for w in r.d.workers.values():
-        w.s = dataclasses.replace(w.s, coalesce_seconds=2.5, coalesce_max_seconds=20)
+        w.s = dataclasses.replace(w.s, coalesce_seconds=8, coalesce_max_seconds=60)
     start = r.today() + timedelta(days=2)
     end = start + timedelta(days=119)
     mark = await _last_outbox_id(r)
@@ -110,7 +110,7 @@ async def test_a_bulk_change_goes_out_in_few_messages_and_a_lone_edit_at_once(ru
     took = time.monotonic() - t0
     await r.converge([night], timeout=10)
     print(f"a lone edit was sent to the four OTAs in {took:.2f} s")
-    assert took < 2.5, took  # a burst waits for 2.5 s of quiet here; a lone edit never waits
+    assert took < 4, took  # a burst waits for 8 s of quiet here; a lone edit never waits
     for ch in CHANNELS:
         assert r.d.workers[ch].pushed_calls - calls1[ch] == 1, ch
 
