@@ -161,7 +161,7 @@ async def test_a_booking_overtakes_a_year_of_prices_in_flight(running):
         return all(ch in arrived for ch in targets)
 
     try:
-        await r.wait_for(closed_everywhere, timeout=30, what="the booking to reach the other three OTAs")
+        await r.wait_for(closed_everywhere, timeout=90, what="the booking to reach the other three OTAs")
     finally:
         print("arrived", arrived)
     took = time.monotonic() - t0
@@ -169,7 +169,9 @@ async def test_a_booking_overtakes_a_year_of_prices_in_flight(running):
     print(f"the booking reached the other three OTAs in {took:.2f} s ({', '.join(f'{k} {v:.2f} s' for k, v in sorted(arrived.items(), key=lambda kv: kv[1]))}); "
           f"Booking.com's prices still in flight: {still}")
     assert still, "the closure did not overtake Booking.com's price push"
-    assert took < 25, took  # generous: a loaded 2-core machine; bench_fanout.py holds the goal
+    # generous: on a loaded 2-core machine (load 18) the booking itself took 8 s to be committed;
+    # the behaviour held here is the overtaking above; bench_fanout.py holds the goal figure
+    assert took < 60, took
     await r.faults("booking", latency_ms=0)
     await r.settled(timeout=120)
     # nothing sent after the closure carried the count from before it
