@@ -25,7 +25,7 @@ from channelmgr.ledger import models as m
 from channelmgr.ledger.ledger import Ledger, _insert
 
 log = structlog.get_logger("channelmgr.desk")
-BATCH = 200
+BATCH = 50  # booking revisions per transaction: a scan never holds the write lock for long
 ACK_LOOKBACK = timedelta(days=1)
 
 
