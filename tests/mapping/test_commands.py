@@ -117,4 +117,5 @@ def test_the_commands_explain_themselves(workdir):
     for args in (["mappings", "--help"], ["mappings", "check", "--help"], ["mappings", "diff", "--help"]):
         r = run(*args, cwd=workdir)
         assert r.returncode == 0 and len(r.stdout) > 200, args
-    assert run("mappings", cwd=workdir).returncode == 0
+    r = run("mappings", cwd=workdir)  # without its action: the help, as a usage error (like `db`, `ari`)
+    assert r.returncode == 2 and "usage: channelmgr mappings" in r.stderr
