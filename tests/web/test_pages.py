@@ -197,6 +197,12 @@ async def test_a_viewer_sees_masked_guests_and_is_refused_ari_an_operator_sees_t
         async with o.get(base + f"/bookings?q={oid}") as resp:
             html = await resp.text()
         assert "张伟" in html and "13812340000" in html
+        bid = re.search(r'data-booking="(\d+)" data-ota-id="' + re.escape(oid), html).group(1)
+        async with o.get(base + f"/bookings/{bid}") as resp:
+            page = await resp.text()
+        # the raw message keeps no credential of the OTA's: Ctrip's MessagePassword is *** as in the sync log
+        secrets = re.findall(r'MessagePassword=(?:&#34;|&quot;|")([^"&]*)', page)
+        assert secrets and set(secrets) == {"***"}, secrets
         async with o.get(base + "/sync-log") as resp:
             html = await resp.text()
         ids = re.findall(r'data-testid="sync-row" data-id="(\d+)"', html)

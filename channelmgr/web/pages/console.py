@@ -313,6 +313,10 @@ async def booking_page(request: web.Request, d: "Daemon", user) -> web.Response:
     b = await queries.booking(d.rt.ledger, bid, reveal=user.sees_guest_data)
     told = await reads.channels_told(d.rt.ledger, bid)
     raw = await reads.raw_messages(d.rt.ledger, bid)
+    for r in raw:  # the OTA's own credentials out (Ctrip's MessagePassword...), as in the sync log
+        http = getattr(getattr(d.channels.get(r["channel"]), "adapter", None), "http", None)
+        if http is not None:
+            r["body"] = http.redact(r["body"], limit=64 * 1024)
     zones = {p["code"]: p["timezone"] for p in await reads.properties(d.rt.db)}
     return render(request, "booking.html", {"b": b, "told": told, "raw": raw,
                                             "tz": zones.get(b.get("property") or "", "Asia/Shanghai"),
