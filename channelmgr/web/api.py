@@ -315,7 +315,12 @@ async def calendar(c: Ctx) -> dict:
        response_model=M.MappingsOut)
 async def mappings(c: Ctx) -> dict:
     d = c.daemon
-    problems = list(getattr(d.reloader, "last_problems", None) or d.rt.mapping_errors or [])
+    # the live reload's last result when it refused an edit (made after start-up), else start-up's
+    last = getattr(d.reloader, "last", None)
+    if last is not None and not last.ok:
+        problems = [str(p) for p in last.problems] or ([str(last.error)] if last.error else [])
+    else:
+        problems = list(d.rt.mapping_errors or []) if last is None else []
     return await queries.mappings(d.rt.ledger, d.mappings.fingerprint if d.mappings else None, problems)
 
 

@@ -231,5 +231,8 @@ async def test_a_refused_mapping_edit_after_start_up_is_shown_with_file_line_col
             html = await resp.text()
         assert re.search(rf"{re.escape(f.name)}:\d+:\d+", html), html[-3000:]
         assert 'data-testid="mapping-diff"' in html and "not_a_key" in html
+        async with s.get(r.d.base_url + "/api/v1/mappings") as resp:  # the API says the same
+            body = await resp.json()
+        assert resp.status == 200 and any(p.startswith(f"{f}:") or f.name in p for p in body["problems"]), body
     finally:
         await s.close()
