@@ -23,7 +23,7 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"{reason}: apt-get install chromium (.ci/run does), pip install -e '.[test]'")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     if chromium_path() is None:
         _unavailable(f"{CHROMIUM} (Debian's chromium) is not installed")
