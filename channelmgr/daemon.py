@@ -42,7 +42,7 @@ from channelmgr.sync.limits import CircuitBreaker
 from channelmgr.sync.push import ChannelRuntime, PushSettings, PushWorker
 from channelmgr.sync.receiver import Receiver
 from channelmgr.sync.synclog import SyncLog
-from channelmgr.tasks import cancel_and_wait
+from channelmgr.tasks import bounded, cancel_and_wait
 
 log = structlog.get_logger("channelmgr.daemon")
 
@@ -534,22 +534,23 @@ class Daemon:
             self.scheduler.shutdown(wait=False)
         if self._watch_task:
             self._watch_task.cancel()
-        await asyncio.gather(*(w.stop(grace) for w in self.workers.values()), return_exceptions=True)
-        await asyncio.gather(*(cancel_and_wait(t) for t in self.worker_tasks))
+        # every step bounded: one that hangs (a handler stuck behind the database, a driver's
+        # close) is logged and left, and the stop goes on, so SIGTERM always ends the process
+        await bounded(asyncio.gather(*(w.stop(grace) for w in self.workers.values()), return_exceptions=True),
+                      grace + 10, "push workers")
+        await bounded(asyncio.gather(*(cancel_and_wait(t) for t in self.worker_tasks)), 10, "worker tasks")
         if self.http:
-            await self.http.cleanup()
+            await bounded(self.http.cleanup(), 10, "http server")
         for c in self.channels.values():
-            try:
-                await c.adapter.close()
-            finally:
-                if c.sandbox is not None:
-                    await c.sandbox.stop()
+            await bounded(c.adapter.close(), 5, f"{c.name} adapter")
+            if c.sandbox is not None:
+                await bounded(c.sandbox.stop(), 10, f"{c.name} sandbox")
         if self.process:
-            await self.process.stop()
+            await bounded(self.process.stop(), 10, "process record")
         if self.synclog:
-            await self.synclog.stop()
+            await bounded(self.synclog.stop(), 15, "sync log")
         if self.rt:
-            await self.rt.close()
+            await bounded(self.rt.close(), 15, "database")
         self._done.set()
         log.info("stopped", reason=reason)
 

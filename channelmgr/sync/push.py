@@ -649,6 +649,7 @@ class PushWorker:
                 return 0 if self.s.wait is not None else exc.retry_after
             return base_wait(rs)
 
+        last_error: list[str] = []  # the OTA's last refusal, for `status` when the breaker cuts the retries short
         try:
             async for attempt in AsyncRetrying(stop=stop_after_attempt(self.s.call_attempts), wait=wait,
                                                retry=retry_if_exception_type(RetriableError), reraise=True):
@@ -665,13 +666,16 @@ class PushWorker:
                         if e.retry_after:
                             bucket.pause(e.retry_after)
                         raise
-                    except RetriableError:
+                    except RetriableError as e:
+                        last_error[:] = [str(e)]
                         if self.ch.breaker.failure():
                             await self._breaker_changed()
                         raise
                     finally:
                         lane.release()
         except BreakerOpen:
+            if last_error:  # the breaker opened on this push's own failures: `status` says why
+                await self._status(error=last_error[0])
             return {u.key: ("retry", f"{self.ch.name} circuit breaker is open") for u in updates}, False
         except RetriableError as e:
             await self._status(error=str(e))

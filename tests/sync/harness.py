@@ -154,8 +154,13 @@ class Running:
             await asyncio.sleep(0.1)
 
     async def close(self) -> None:
+        from channelmgr.tasks import bounded
+
         await self.http.close()
-        await self.d.stop("test done")
+        # a stop that hangs fails the test at once, naming itself, instead of at pytest-timeout's
+        # 10 minutes (the daemon bounds each step of its stop and logs the one that overran)
+        if not await bounded(self.d.stop("test done"), 120, "daemon stop"):
+            raise AssertionError("the daemon's stop did not end within 120 s")
 
 
 async def start(tmp: Path, db_url: str | None = None, **sync: Any) -> Running:
