@@ -13,12 +13,17 @@ from channelmgr.web import models as M
 from channelmgr.web.api import Ctx, _BadInput, route
 
 
+async def run_report(daemon, kind: str, q: ReportQuery) -> dict:
+    """A report of the running daemon's ledger, with its mapping's commission and exchange
+    rates: what the API and the console's Reports page both show (raises ReportError)."""
+    pm = daemon.mappings.get(q.property) if daemon.mappings else None
+    return await daemon.rt.db.read(lambda conn: compute(conn, kind, q, Money.from_mapping(pm)))
+
+
 async def report_for(c: Ctx, kind: str, qin: M.ReportQueryIn) -> dict:
-    d = c.daemon
     q = ReportQuery(qin.property, qin.from_, qin.to, qin.by, qin.group, qin.basis)
-    pm = d.mappings.get(qin.property) if d.mappings else None
     try:
-        return await d.rt.db.read(lambda conn: compute(conn, kind, q, Money.from_mapping(pm)))
+        return await run_report(c.daemon, kind, q)
     except ReportError as e:
         raise _BadInput(str(e), {"to": "to", "property": "property"}.get(e.field or "", e.field),
                         404 if e.field == "property" else 400) from None
