@@ -69,7 +69,7 @@ STATIC = HERE / "static"
 CSRF_COOKIE = "channelmgr_csrf"  # the raw CSRF token of the session, for the page's forms
 
 # the route modules: each has add_routes(app, daemon)
-PAGE_MODULES = ["channelmgr.web.pages.console", "channelmgr.web.pages.desk"]
+PAGE_MODULES = ["channelmgr.web.pages.console", "channelmgr.web.pages.desk", "channelmgr.web.pages.reports"]
 
 
 def _(s: str) -> str:  # marks a msgid for extraction; translated when rendered
@@ -84,6 +84,7 @@ NAV: list[tuple[str, str, str]] = [
     ("/sync-log", "sync-log", _("Sync log")),
     ("/conflicts", "conflicts", _("Conflicts")),
     ("/desk", "desk", _("Desk")),  # issue 12: the reservations desk (channelmgr/web/pages/desk.py)
+    ("/reports", "reports", _("Reports")),  # issue 14: channel reports (channelmgr/web/pages/reports.py)
     ("/mappings", "mappings", _("Mappings")),
 ]
 
