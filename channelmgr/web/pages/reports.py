@@ -40,6 +40,7 @@ def _(s: str) -> str:
 
 BY_WORDS = {"day": _("by day"), "week": _("by week"), "month": _("by month")}
 GROUP_WORDS = {"channel": _("channel"), "room_type": _("room type"), "rate_plan": _("rate plan")}
+GROUP_HEADS = {"channel": _("Channel"), "room_type": _("Room type"), "rate_plan": _("Rate plan")}
 BASIS_WORDS = {"stay": _("stay date"), "booking": _("booking date")}
 CHART_WORDS = {
     "room_nights_share": _("Share of room nights"), "revenue_share": _("Share of revenue"),
@@ -157,7 +158,7 @@ def default_range(today: date) -> tuple[date, date]:
 async def reports_page(request: web.Request, d: "Daemon", user) -> web.Response:
     props = await reads.properties(d.rt.db)
     ctx: dict[str, Any] = {"props": props, "BY": BY, "GROUPS": GROUPS, "BASES": BASES, "BY_WORDS": BY_WORDS,
-                           "GROUP_WORDS": GROUP_WORDS, "BASIS_WORDS": BASIS_WORDS, "pct": pct, "num": num,
+                           "GROUP_WORDS": GROUP_WORDS, "GROUP_HEADS": GROUP_HEADS, "BASIS_WORDS": BASIS_WORDS, "pct": pct, "num": num,
                            "LEAD_BUCKETS": [b for b, _, _ in LEAD_BUCKETS], "report": None, "mix": None}
     if not props:
         return render(request, "reports/page.html", ctx, nav="reports")

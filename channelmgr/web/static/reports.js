@@ -25,15 +25,15 @@
     var w = data.words, m = data.mix;
     if (!m.channels.length) return empty(w);
     var series = [{
-      name: w.room_nights_share, type: "pie", radius: ["30%", "55%"], center: ["25%", "52%"],
+      name: w.room_nights_share, type: "pie", radius: ["28%", "50%"], center: ["25%", "55%"], minShowLabelAngle: 2,
       label: {formatter: function (p) { return p.name + "\n" + pct(p.value); }},
       data: m.channels.map(function (c, i) { return {name: c.name, value: m.room_nights_share[i]}; })
     }];
     var rev = m.revenue_share[0];
     if (rev) {
       series.push({
-        name: w.revenue_share + " (" + rev.currency + ")", type: "pie", radius: ["30%", "55%"],
-        center: ["75%", "52%"],
+        name: w.revenue_share + " (" + rev.currency + ")", type: "pie", radius: ["28%", "50%"],
+        center: ["75%", "55%"], minShowLabelAngle: 2,
         label: {formatter: function (p) { return p.name + "\n" + pct(p.value); }},
         data: m.channels.map(function (c, i) { return {name: c.name, value: rev.shares[i]}; })
       });
@@ -72,8 +72,8 @@
           return p.marker + p.seriesName + ": " + (isOcc ? pct(p.value) : fmt(p.value));
         }).join("<br>");
       }},
-      legend: {type: "scroll", top: 0},
-      grid: {left: 60, right: 70, top: 50, bottom: 40},
+      legend: {type: "plain", top: 0, itemWidth: 14, itemGap: 8, textStyle: {fontSize: 11}},
+      grid: {left: 60, right: 70, top: 20 + 22 * Math.ceil(series.length / 4), bottom: 30},
       xAxis: {type: "category", data: t.periods},
       yAxis: yAxes,
       series: series
