@@ -63,6 +63,9 @@ class SyncConfig(_Strict):
     horizon_days: int = Field(365, ge=1, le=730)
     nightly_full_sync_at: str = "03:30"
     watchdog_interval_seconds: float = Field(300, gt=0)
+    # drift read-backs per channel: spread over the interval, at most this many a second
+    # (a round of 10,000 properties then takes 10,000 / this; issue 13)
+    readbacks_per_second: float = Field(1.0, gt=0)
     max_attempts: int = Field(8, ge=1)
     breaker_failures: int = Field(5, ge=1)
     breaker_reset_seconds: float = Field(30, gt=0)

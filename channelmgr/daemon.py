@@ -112,6 +112,7 @@ class Daemon:
         self._ready = False  # start() finished
         self._stop_requested: str | None = None  # SIGTERM/SIGINT that came during start()
         self._watch_task: asyncio.Task | None = None
+        self._drift_tasks: dict[str, asyncio.Task] = {}  # a drift round per read-back channel
         self._stopped = asyncio.Event()
         self._push_settings = push_settings
         self.demo = None
@@ -471,12 +472,17 @@ class Daemon:
             from channelmgr.sync.drift import check_drift
         except ImportError:
             return
+        # issue 13: each channel's read-backs go out spread over most of the interval, at
+        # most sync.readbacks_per_second, one at a time (a burst of every property was a
+        # core at 10,000); a round still running when the next is due is left to finish
+        s = self.config.sync
         for name, chrt in self.channels.items():
             if chrt.adapter.capabilities.readback:
-                try:
-                    await check_drift(self, name)
-                except Exception as e:
-                    log.warning("drift check failed", channel=name, error=str(e))
+                t = self._drift_tasks.get(name)
+                if t is None or t.done():
+                    self._drift_tasks[name] = asyncio.create_task(self._guard(
+                        check_drift(self, name, spread_over=0.8 * s.watchdog_interval_seconds,
+                                    per_second=s.readbacks_per_second), f"drift-{name}"), name=f"drift-{name}")
 
     async def desk_scan(self) -> dict[str, int] | None:
         try:
@@ -534,6 +540,7 @@ class Daemon:
             self.scheduler.shutdown(wait=False)
         if self._watch_task:
             self._watch_task.cancel()
+        await asyncio.gather(*(cancel_and_wait(t) for t in self._drift_tasks.values()))
         # every step bounded: one that hangs (a handler stuck behind the database, a driver's
         # close) is logged and left, and the stop goes on, so SIGTERM always ends the process
         await bounded(asyncio.gather(*(w.stop(grace) for w in self.workers.values()), return_exceptions=True),

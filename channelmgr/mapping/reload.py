@@ -24,6 +24,7 @@ the swap and the version being recorded loses those pushes until the nightly ful
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -85,10 +86,12 @@ class MappingReloader:
         self._lock = asyncio.Lock()
         self._refused: str | None = None  # fingerprint of the last refused folder contents
         self.last: ReloadResult | None = None
-        # the watcher's stat cache: path -> ((size, mtime, ctime, inode), text); files read
-        self._stat_cache: dict[str, tuple[tuple, str]] = {}
+        # the watcher's stat cache: path -> ((size, mtime, ctime, inode), sha-256 of the text);
+        # a digest, not the text: at 10,000 files the texts were another 85 MB (issue 13)
+        self._stat_cache: dict[str, tuple[tuple, bytes]] = {}
         self._scan_sig: str | None = None
         self.files_read = 0
+        self.scans = 0  # scans of the folder by watch()
 
     def enabled(self, channel: str) -> bool:
         """A channel the daemon runs: in config.yaml and not ``enabled: false``."""
@@ -109,17 +112,23 @@ class MappingReloader:
         self.last = result
         return result
 
-    def _read_and_check(self):
-        texts, read_problems = read_texts([self.folder])
-        return texts, read_problems, check_texts(texts, self.capabilities_for)
-
     async def _reload(self, reason: str) -> ReloadResult:
+        texts, read_problems = await asyncio.to_thread(read_texts, [self.folder])
+        current = self.rt.mappings
+        fp = fingerprint(texts)
+        # the same files as the version in force, or (seen by the watcher) the same edit that
+        # was refused last time: nothing to parse (10,000 files are minutes of parsing)
+        if not read_problems and texts and current is not None and current.fingerprint == fp:
+            return ReloadResult(True, reason, fingerprint=fp)
+        if reason == "file change" and fp == self._refused:
+            if self.last is not None and not self.last.ok:
+                return self.last
+            return ReloadResult(False, reason, fingerprint=current.fingerprint if current else None)
         # parsing many files is CPU work: off the event loop, so pushes and bookings go on
-        texts, read_problems, checked = await asyncio.to_thread(self._read_and_check)
+        checked = await asyncio.to_thread(check_texts, texts, self.capabilities_for)
         problems = sorted(read_problems + checked.problems, key=lambda p: (p.file, p.line, p.col))
         if not texts and not problems:
             problems = [Problem(str(self.folder), 1, 1, "the mappings folder has no mapping files (*.yaml)")]
-        current = self.rt.mappings
         if problems:
             self._refused = fingerprint(texts)
             for p in problems:
@@ -238,7 +247,10 @@ class MappingReloader:
 
     # ---- watch ----------------------------------------------------------------------
     def _scan(self) -> str:
-        """Fingerprint of the folder's mapping file names and contents (an unreadable file counts).
+        """A signature of the folder's mapping file names and contents (an unreadable file
+        counts): equal for equal contents, different when any file changed. Not the mapping
+        fingerprint (that hashes the texts, which are not kept here); ``reload`` reads the
+        folder and compares fingerprints itself.
 
         Idle cost (issue 13): every file is stat'ed, and only a file whose (size, mtime,
         ctime, inode) changed is read again; with nothing changed nothing is read or hashed
@@ -280,48 +292,102 @@ class MappingReloader:
             text = texts.get(e.path)
             if text is None:
                 text = f"\0unreadable\0{problems[0].message if problems else 'unreadable'}"
-            if old is None or old[1] != text:
+            digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+            if old is None or old[1] != digest:
                 changed = True
-            seen[e.path] = (key, text)
+            seen[e.path] = (key, digest)
         if set(seen) != set(cache):
             changed = True
         self._stat_cache = seen
         if changed or self._scan_sig is None:
-            self._scan_sig = fingerprint({p: t for p, (_, t) in seen.items()})
+            h = hashlib.sha256()
+            for path in sorted(seen, key=lambda p: Path(p).name):
+                h.update(Path(path).name.encode("utf-8", "surrogatepass") + b"\0" + seen[path][1])
+            self._scan_sig = h.hexdigest()[:16]
         return self._scan_sig
 
-    async def watch(self, interval: float = 1.0) -> None:
-        """Poll the folder; after a change, wait until it stops changing, then reload.
+    async def _notify(self, wake: asyncio.Event) -> None:
+        """Set ``wake`` whenever the kernel reports a change in the folder (inotify through
+        watchfiles). Ends when that is not possible (no watchfiles, no folder, no watches
+        left); ``watch`` then polls every ``interval``."""
+        try:
+            from watchfiles import awatch
+        except ImportError:  # pragma: no cover - a dependency; polling still works without it
+            return
+        try:
+            async for _ in awatch(self.folder, recursive=False, debounce=50, step=50,
+                                  watch_filter=None, ignore_permission_denied=True):
+                wake.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("the mappings folder cannot be watched for changes; polling it instead",
+                        folder=str(self.folder), error=f"{e.__class__.__name__}: {e}")
+        finally:
+            wake.set()  # the loop notices at once and polls from now on
+
+    async def watch(self, interval: float = 1.0, full_scan_seconds: float = 30.0) -> None:
+        """Scan the folder when it changes; after a change, wait until it stops changing, then reload.
 
         Editors save by writing a temporary file and renaming it over the old one, or by
-        truncating and writing in several chunks: polling contents (not inotify events)
+        truncating and writing in several chunks: scanning contents (not reading events)
         sees both, and waiting for two equal scans ``settle_seconds`` apart means a file
-        caught half-written is read again, whole, before anything is checked. Nothing
-        raised in here ends the loop.
+        caught half-written is read again, whole, before anything is checked.
+
+        Idle cost (issue 13): the kernel tells when something in the folder changed
+        (inotify, through watchfiles), so with nothing changing the folder is scanned only
+        every ``full_scan_seconds`` as a backstop (a change the kernel does not report, on a
+        network file system for one); without notifications it is scanned every
+        ``interval``, each scan a stat per file (``_scan``). Nothing raised in here ends the loop.
         """
         last_seen: str | None = None
+        wake = asyncio.Event()
+        notifier: asyncio.Task | None = asyncio.create_task(self._notify(wake), name="mapping-notify")
+        retry_notify_at = time.monotonic() + full_scan_seconds
         if self.rt.mappings is None and getattr(self.rt, "mapping_errors", None):
             # started with a broken folder: those problems were logged at start already
-            self._refused = await asyncio.to_thread(self._scan)
-        while True:
-            try:
-                sig = await asyncio.to_thread(self._scan)
-                if sig != last_seen:
-                    while True:  # let a burst of writes finish
-                        await asyncio.sleep(self.settle_seconds)
-                        again = await asyncio.to_thread(self._scan)
-                        if again == sig:
-                            break
-                        sig = again
-                    last_seen = sig
-                    in_force = self.rt.mappings.fingerprint if self.rt.mappings else None
-                    if sig != in_force and sig != self._refused:
+            texts, _ = await asyncio.to_thread(read_texts, [self.folder])
+            self._refused = fingerprint(texts)
+        try:
+            while True:
+                try:
+                    wake.clear()
+                    self.scans += 1
+                    sig = await asyncio.to_thread(self._scan)
+                    if sig != last_seen:
+                        while True:  # let a burst of writes finish
+                            await asyncio.sleep(self.settle_seconds)
+                            again = await asyncio.to_thread(self._scan)
+                            if again == sig:
+                                break
+                            sig = again
+                        last_seen = sig
+                        # reload reads the folder and stops before parsing when the contents are
+                        # the version in force, or the edit it refused last time (logged once)
                         result = await self.reload("file change")
                         if result.error:
                             last_seen = None  # the ledger failed, not the file: try again next poll
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # a bad moment on the disk or the database: try again next poll
-                log.error("watching mappings failed; will try again", error=f"{e.__class__.__name__}: {e}")
-                last_seen = None
-            await asyncio.sleep(interval)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # a bad moment on the disk or the database: try again next poll
+                    log.error("watching mappings failed; will try again", error=f"{e.__class__.__name__}: {e}")
+                    last_seen = None
+                if notifier is not None and notifier.done() and time.monotonic() >= retry_notify_at:
+                    # the folder could not be watched (not there yet, say): try again now and then
+                    retry_notify_at = time.monotonic() + full_scan_seconds
+                    notifier = asyncio.create_task(self._notify(wake), name="mapping-notify")
+                watching = notifier is not None and not notifier.done()
+                if last_seen is None:
+                    await asyncio.sleep(interval)  # something failed: poll until it works again
+                elif watching:
+                    try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel
+                        async with asyncio.timeout(full_scan_seconds):
+                            await wake.wait()
+                    except TimeoutError:
+                        pass
+                else:
+                    await asyncio.sleep(interval)
+        finally:
+            if notifier is not None:
+                notifier.cancel()
+                await asyncio.gather(notifier, return_exceptions=True)

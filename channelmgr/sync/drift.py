@@ -23,9 +23,10 @@ drift are repaired at once: that direction cannot oversell.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import structlog
 from sqlalchemy import select
@@ -98,73 +99,111 @@ async def _fresh_sales(daemon: "Daemon", property_code: str, channel: str, since
     return await daemon.rt.db.read(q)
 
 
-async def check_drift(daemon: "Daemon", channel: str, days: int | None = None) -> int:
-    """Compare and repair one channel; returns the number of cells found drifting (repaired
-    now or held back for a later round)."""
+def readback_gap(properties: int, spread_over: float | None, per_second: float | None) -> float:
+    """Seconds between two read-backs of one channel in a round (issue 13).
+
+    A round reads back every property once. Spread over ``spread_over`` seconds (most of
+    the watchdog interval) rather than in a burst, and never faster than ``per_second``
+    read-backs a second per channel: at 10,000 properties a burst every 5 minutes was more
+    than a core, and more calls than an OTA lets one account make; with the cap a round
+    takes ``properties / per_second`` seconds when that is longer than the interval. One
+    read-back of a channel is in flight at a time. 0 means back to back (driven by hand)."""
+    gap = 0.0
+    if spread_over and properties > 0:
+        gap = spread_over / properties
+    if per_second:
+        gap = max(gap, 1.0 / per_second)
+    return gap
+
+
+async def check_drift(daemon: "Daemon", channel: str, days: int | None = None, *,
+                      spread_over: float | None = None, per_second: float | None = None,
+                      sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                      clock: Callable[[], float] = time.monotonic) -> int:
+    """Compare and repair one channel, property by property; returns the number of cells
+    found drifting (repaired now or held back for a later round). With ``spread_over`` and/or
+    ``per_second`` the read-backs are spaced (``readback_gap``); without, back to back."""
+    ms = daemon.mappings
+    codes = [code for code, pm in (ms.properties.items() if ms else ()) if pm.channel(channel) is not None]
+    gap = readback_gap(len(codes), spread_over, per_second)
+    state = {"pulled": False}
+    total = 0
+    t0 = clock()
+    for i, code in enumerate(codes):
+        if gap:
+            wait = t0 + i * gap - clock()
+            if wait > 0:
+                await sleep(wait)
+        ms = daemon.mappings  # a mapping edit during a long round: the version in force now
+        pm = ms.get(code) if ms else None
+        if pm is None or pm.channel(channel) is None:
+            continue
+        try:
+            total += await _check_property(daemon, channel, pm, days, state)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # one hotel's read-back failing does not end the round for the others
+            log.warning("drift check failed", channel=channel, property=code, error=f"{e.__class__.__name__}: {e}")
+    return total
+
+
+async def _check_property(daemon: "Daemon", channel: str, pm: Any, days: int | None, state: dict) -> int:
     chrt = daemon.channels[channel]
     caps = chrt.adapter.capabilities
-    ms = daemon.mappings
     drops = _drops(daemon)
-    pulled = False
-    total = 0
-    for pm in (ms.properties.values() if ms else ()):
-        ch = pm.channel(channel)
-        if ch is None:
-            continue
-        today = dates.business_date(datetime.now(timezone.utc), pm.timezone)
-        end = today + timedelta(days=min(days or caps.readback_max_days, caps.readback_max_days) - 1)
+    today = dates.business_date(datetime.now(timezone.utc), pm.timezone)
+    end = today + timedelta(days=min(days or caps.readback_max_days, caps.readback_max_days) - 1)
+    drifting = await _compare(daemon, channel, pm, today, end)
+    if any(lower for _, _, lower in drifting) and caps.booking_delivery == "pull" and not state["pulled"]:
+        # fewer rooms at the OTA than the ledger thinks: a booking may be on its way
+        state["pulled"] = True
+        got = await daemon.pull(channel)
+        log.info("read-back below the ledger: pulled bookings before comparing again", channel=channel,
+                 property=pm.code, bookings=got)
         drifting = await _compare(daemon, channel, pm, today, end)
-        if any(lower for _, _, lower in drifting) and caps.booking_delivery == "pull" and not pulled:
-            # fewer rooms at the OTA than the ledger thinks: a booking may be on its way
-            pulled = True
-            got = await daemon.pull(channel)
-            log.info("read-back below the ledger: pulled bookings before comparing again", channel=channel,
-                     property=pm.code, bookings=got)
-            drifting = await _compare(daemon, channel, pm, today, end)
-        now_mono = time.monotonic()
-        seen_lower = set()
-        held_back: list[tuple[Any, str]] = []
-        repair: list[tuple[Any, str]] = []
-        fresh: set | None = None
-        for c, why, lower in drifting:
-            if not lower:
-                repair.append((c, why))
-                continue
-            key = (channel, pm.code, c.room, c.rate, c.night)
-            seen_lower.add(key)
-            first = drops.setdefault(key, now_mono)
-            if fresh is None:
-                fresh = await _fresh_sales(daemon, pm.code, channel,
-                                           datetime.now(timezone.utc) - timedelta(seconds=FRESH_SALE_SECONDS))
-            if (c.room_type, c.night) in fresh or now_mono - first < FRESH_SALE_SECONDS:
-                held_back.append((c, why))
-            else:
-                repair.append((c, why))
-        for key in [k for k in drops if k[0] == channel and k[1] == pm.code and k not in seen_lower]:
-            del drops[key]  # the OTA no longer holds fewer rooms than the ledger: forget the drop
-        if held_back:
-            log.warning("read-back below the ledger right after a sale: not raised this round", channel=channel,
-                        property=pm.code, cells=len(held_back),
-                        sample="; ".join(f"{c.room}/{c.rate or '-'} {c.night}: {why}" for c, why in held_back[:3]))
-        total += len(drifting)
-        if not repair:
+    now_mono = time.monotonic()
+    seen_lower = set()
+    held_back: list[tuple[Any, str]] = []
+    repair: list[tuple[Any, str]] = []
+    fresh: set | None = None
+    for c, why, lower in drifting:
+        if not lower:
+            repair.append((c, why))
             continue
-        for c, _ in repair:
-            drops.pop((channel, pm.code, c.room, c.rate, c.night), None)
-        keys = [("rooms" if c.rate_plan is None else "rate", c.room_type, c.rate_plan, c.night) for c, _ in repair]
-        await daemon.rt.ledger.enqueue_cells(pm.code, channel, keys, actor="watchdog",
-                                             reason=f"{channel} drifted from the ledger; repair pushed",
-                                             detail={"drifting": len(repair)})
-        sample = "; ".join(f"{c.room}/{c.rate or '-'} {c.night}: {why}" for c, why in repair[:5])
+        key = (channel, pm.code, c.room, c.rate, c.night)
+        seen_lower.add(key)
+        first = drops.setdefault(key, now_mono)
+        if fresh is None:
+            fresh = await _fresh_sales(daemon, pm.code, channel,
+                                       datetime.now(timezone.utc) - timedelta(seconds=FRESH_SALE_SECONDS))
+        if (c.room_type, c.night) in fresh or now_mono - first < FRESH_SALE_SECONDS:
+            held_back.append((c, why))
+        else:
+            repair.append((c, why))
+    for key in [k for k in drops if k[0] == channel and k[1] == pm.code and k not in seen_lower]:
+        del drops[key]  # the OTA no longer holds fewer rooms than the ledger: forget the drop
+    if held_back:
+        log.warning("read-back below the ledger right after a sale: not raised this round", channel=channel,
+                    property=pm.code, cells=len(held_back),
+                    sample="; ".join(f"{c.room}/{c.rate or '-'} {c.night}: {why}" for c, why in held_back[:3]))
+    if not repair:
+        return len(drifting)
+    for c, _ in repair:
+        drops.pop((channel, pm.code, c.room, c.rate, c.night), None)
+    keys = [("rooms" if c.rate_plan is None else "rate", c.room_type, c.rate_plan, c.night) for c, _ in repair]
+    await daemon.rt.ledger.enqueue_cells(pm.code, channel, keys, actor="watchdog",
+                                         reason=f"{channel} drifted from the ledger; repair pushed",
+                                         detail={"drifting": len(repair)})
+    sample = "; ".join(f"{c.room}/{c.rate or '-'} {c.night}: {why}" for c, why in repair[:5])
 
-        async def tx(conn, pm=pm, sample=sample, n=len(repair)):
-            pid = (await conn.execute(select(m.properties.c.id).where(m.properties.c.code == pm.code))).scalar()
-            await Ledger.raise_conflict(conn, kind="drift", property_id=pid, channel=channel,
-                                        summary=f"{channel} held other values than the ledger for {n} cell(s) of "
-                                                f"{pm.code}; repairs were pushed. e.g. {sample}",
-                                        detail={"cells": n})
+    async def tx(conn, pm=pm, sample=sample, n=len(repair)):
+        pid = (await conn.execute(select(m.properties.c.id).where(m.properties.c.code == pm.code))).scalar()
+        await Ledger.raise_conflict(conn, kind="drift", property_id=pid, channel=channel,
+                                    summary=f"{channel} held other values than the ledger for {n} cell(s) of "
+                                            f"{pm.code}; repairs were pushed. e.g. {sample}",
+                                    detail={"cells": n})
 
-        await daemon.rt.db.write(tx)
-        log.warning("drift repaired", channel=channel, property=pm.code, cells=len(repair))
-        chrt.wakeup.set()
-    return total
+    await daemon.rt.db.write(tx)
+    log.warning("drift repaired", channel=channel, property=pm.code, cells=len(repair))
+    chrt.wakeup.set()
+    return len(drifting)

@@ -171,6 +171,27 @@ async def test_watch_sees_an_atomic_save_and_a_burst_of_writes(rt, ledger, mappi
             await task
 
 
+async def test_watch_leaves_an_unchanged_folder_alone_and_still_sees_an_edit(rt, ledger, mappings_dir):
+    """Idle cost (issue 13): told by the kernel when the folder changes, the watcher does not
+    scan an unchanged folder at every poll interval (at 10,000 files each scan is a stat per
+    file); an edit wakes it at once."""
+    r = reloader(rt, settle_seconds=0.05)
+    task = asyncio.create_task(r.watch(interval=0.02, full_scan_seconds=3600))
+    try:
+        await until(lambda: r.scans >= 1)
+        await asyncio.sleep(1.0)  # fifty poll intervals with nothing changing
+        assert r.scans <= 2
+        first = rt.mappings.fingerprint
+        save(mappings_dir / "sha-bund.yaml", edit(shipped_text(), "      cap: 20 ", "      cap: 10 "))
+        await until(lambda: r.last is not None and r.last.changed and r.last.fingerprint != first)
+        assert rt.mappings.get("SHA-BUND").channel("ctrip").availability.cap == 10
+        assert not task.done()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
 async def until(condition, timeout: float = 10.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

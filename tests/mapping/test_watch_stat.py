@@ -8,7 +8,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from channelmgr.config import Config
-from channelmgr.mapping.model import fingerprint
 from channelmgr.mapping.loader import read_texts
 from channelmgr.mapping.reload import MappingReloader
 from tests.mapping.conftest import shipped_text
@@ -36,9 +35,11 @@ def test_the_watcher_reads_only_the_edited_file(tmp_path):
     _age(folder)
     r = _reloader(folder)
 
-    def whole() -> str:  # what the old watcher computed by reading everything
-        texts, _ = read_texts([folder])
-        return fingerprint(texts)
+    def whole() -> str:  # a scan that reads everything afresh
+        fresh = _reloader(folder)
+        sig = fresh._scan()
+        assert fresh.files_read == len(read_texts([folder])[0])
+        return sig
 
     first = r._scan()
     assert first == whole()
