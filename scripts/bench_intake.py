@@ -22,6 +22,8 @@ import json
 import os
 import random
 import shutil
+import signal
+import subprocess
 import statistics
 import sys
 import tempfile
@@ -122,12 +124,23 @@ async def bench(args, name: str, db_url: str) -> dict:
         await b.start()
         rng = random.Random(args.seed)
         runs = []
+        spy = None
+        if args.py_spy:  # sample the daemon while it takes the bookings (raw: collapsed stacks)
+            spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(b.daemon.pid),
+                                    "-r", "200", "--format", "raw", "-o", f"{args.py_spy}.{name}.txt",
+                                    *(["--gil"] if args.gil else [])],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            await asyncio.sleep(1)
         for k in range(args.runs):
             r = await run_once(b, rng, args.bookings, args.concurrency, f"{k}x{rng.randrange(10**6):06d}")
             runs.append(r)
             print(f"  run {k + 1}: {r['revisions_per_s']:.1f} revisions/s  answer p50 {r['p50_ms']:.0f} ms  "
                   f"p95 {r['p95_ms']:.0f} ms  applied {r['applied']}/{args.bookings}  failed {r['failed']}  "
                   f"daemon CPU {r['cpu_percent']:.0f}%", flush=True)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
+            print(f"  py-spy profile: {args.py_spy}.{name}.txt", flush=True)
         return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
     finally:
         b.stop()
@@ -147,6 +160,9 @@ def main() -> None:
                                                        "postgresql://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--py-spy", metavar="PREFIX", help="sample the daemon with py-spy during the runs "
+                                                         "(pip install py-spy) into PREFIX.<db>.txt")
+    ap.add_argument("--gil", action="store_true", help="py-spy: only samples that hold the GIL (Python CPU)")
     args = ap.parse_args()
     args.rate, args.timeout = 1.0, 30.0  # unused here; the shared harness reads them
     targets = []

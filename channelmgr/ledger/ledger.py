@@ -572,14 +572,16 @@ class Ledger:
             booking = (await conn.execute(select(m.bookings).where(
                 m.bookings.c.channel == b.channel, m.bookings.c.ota_booking_id == b.ota_booking_id)
                 .with_for_update())).first()
-            if booking is None:
+            created = booking is None
+            if created:
                 bid = (await conn.execute(m.bookings.insert().values(
                     property_id=pid, hotel_code=b.hotel_code, channel=b.channel, ota_booking_id=b.ota_booking_id,
                     status="pending", rooms=0, received_at=now, updated_at=now,
                     overbooked=False, unmapped=False))).inserted_primary_key[0]
                 confirmation = f"CM{bid:08d}"
-                await conn.execute(update(m.bookings).where(m.bookings.c.id == bid).values(confirmation=confirmation))
-                booking = (await conn.execute(select(m.bookings).where(m.bookings.c.id == bid))).first()
+                # the confirmation goes in with the rest of the row below (one UPDATE); the row as
+                # inserted, without reading it back
+                booking = _NewBooking(id=bid, confirmation=confirmation, property_id=pid)
             bid, confirmation = booking.id, booking.confirmation
             if booking.revision is not None:
                 # a resend of what is applied already (new envelope fields, or a new revision id
@@ -612,7 +614,8 @@ class Ledger:
                                          overbooked=booking.overbooked)
 
             # what the ledger holds for this booking now, and what it should hold
-            old = (await conn.execute(select(m.booking_nights).where(m.booking_nights.c.booking_id == bid))).all()
+            old = [] if created else (await conn.execute(
+                select(m.booking_nights).where(m.booking_nights.c.booking_id == bid))).all()
             delta: dict[tuple[int, date], int] = {}
             for n in old:
                 if n.counted:
@@ -663,7 +666,8 @@ class Ledger:
                     await conn.execute(stmt, list(chunk))
             if check is not None:
                 await check(conn, takes)
-            await conn.execute(delete(m.booking_nights).where(m.booking_nights.c.booking_id == bid))
+            if old:
+                await conn.execute(delete(m.booking_nights).where(m.booking_nights.c.booking_id == bid))
             if new_nights:
                 await conn.execute(m.booking_nights.insert(), new_nights)
 
@@ -678,6 +682,8 @@ class Ledger:
                 "overbooked": bool(booking.overbooked or overbooked_nights) if status != "cancelled" else booking.overbooked,
                 "unmapped": bool(unmapped),
             }
+            if created:
+                values["confirmation"] = confirmation
             if stays:
                 values["checkin"] = min(min(n for n, _ in s.nights) for s in stays if s.nights) if any(s.nights for s in stays) else None
                 values["checkout"] = max(max(n for n, _ in s.nights) for s in stays if s.nights) + timedelta(days=1) if any(s.nights for s in stays) else None
@@ -734,7 +740,8 @@ class Ledger:
                                  outbox_rows=outbox_rows,
                                  nights_changed=tuple((str(rt), n) for rt, n in sorted(touched)))
 
-        return await self.db.write(tx)
+        # group commit: concurrent bookings share one write transaction (each in a savepoint)
+        return await self.db.write_grouped(tx, key=b.property or f"{b.channel}:{b.hotel_code}")
 
     @staticmethod
     async def _mark_inbox(conn: AsyncConnection, b: IncomingBooking, status: str, now: datetime) -> None:
@@ -783,7 +790,7 @@ class Ledger:
                 body_sha256=digest, status="received"))
             return res.inserted_primary_key[0], None
 
-        return await self.db.write(tx)
+        return await self.db.write_grouped(tx)
 
     async def reject_inbox(self, inbox_id: int, reason: str, *, kind: str = "malformed_message",
                            ota_booking_id: str | None = None, summary: str | None = None) -> bool:
@@ -817,7 +824,7 @@ class Ledger:
                                           detail=detail)
             return first_time
 
-        return await self.db.write(tx)
+        return await self.db.write_grouped(tx)
 
     # ---- reading -------------------------------------------------------------------
     async def show(self, property_code: str, start: date, end: date) -> dict[str, list[dict[str, Any]]]:
@@ -967,6 +974,23 @@ class Ledger:
                                    "revised_at": _iso(_aware(v.revised_at))} for v in revs]}
 
         return await self.db.read(q)
+
+
+@dataclass(frozen=True)
+class _NewBooking:
+    """A bookings row just inserted in this transaction (what apply_booking reads of it)."""
+
+    id: int
+    confirmation: str
+    property_id: int | None
+    revision: Any = None
+    status: str = "pending"
+    overbooked: bool = False
+    checkin: Any = None
+    checkout: Any = None
+    rooms: int = 0
+    amount_minor: Any = None
+    revised_at: Any = None
 
 
 def _public_status(status: str) -> str:
