@@ -155,4 +155,6 @@ def table(report: dict[str, Any], colour: bool = False) -> str:
         lines.append("  " + (c(_CYAN, line) if r["period"] == "total" else line))
     if report.get("week"):
         lines.append(c(_DIM, f"  weeks: {report['week']}"))
+    if "no_shows" in cols:
+        lines.append(c(_DIM, "  no-shows: only bookings a source marked as no-show; no channel reports them yet, so 0"))
     return "\n".join(lines)
