@@ -22,7 +22,13 @@ def booking(i: int, channel: str = "ctrip") -> IncomingBooking:
                            stays=(LocalStay("R", "P", "DK", "BAR", ((N, 40000),), 1),))
 
 
-async def test_concurrent_bookings_share_transactions_and_each_is_durable_when_answered(ledger, hotel, db_url):
+def grouped(db_url: str, cipher) -> Ledger:
+    """On PostgreSQL group commit is off by default (concurrent transactions were faster): asked for here."""
+    return Ledger(Database(db_url, group_lanes=2), cipher)
+
+
+async def test_concurrent_bookings_share_transactions_and_each_is_durable_when_answered(hotel, db_url, cipher):
+    ledger = grouped(db_url, cipher)
     await ledger.set_ari(AriChange("SHA-TEST", "DK", N, N, rooms=3), actor="t")
     writes: list[str] = []
     ledger.db.write_listeners.append(lambda held, name, failed: writes.append(name))
@@ -47,6 +53,13 @@ async def test_concurrent_bookings_share_transactions_and_each_is_durable_when_a
         results = await asyncio.gather(*(one(i) for i in range(k)))
     finally:
         await other.dispose()
+    try:
+        await _check_shared(ledger, results, writes, commits0, grouped0, k)
+    finally:
+        await ledger.db.dispose()
+
+
+async def _check_shared(ledger, results, writes, commits0, grouped0, k):
     assert len(writes) < k, f"{k} concurrent bookings took {len(writes)} write transactions"
     assert ledger.db.group_commits - commits0 < k and ledger.db.grouped - grouped0 == k
     # the last room is never sold twice: 3 got a room, every other one is recorded and flagged
@@ -60,7 +73,15 @@ async def test_concurrent_bookings_share_transactions_and_each_is_durable_when_a
     assert pending and len({(r["channel"], r["cell"]) for r in pending}) == len(pending)
 
 
-async def test_one_failing_in_a_shared_transaction_is_rolled_back_alone(ledger, hotel):
+async def test_one_failing_in_a_shared_transaction_is_rolled_back_alone(hotel, db_url, cipher):
+    ledger = grouped(db_url, cipher)
+    try:
+        await _one_failing(ledger)
+    finally:
+        await ledger.db.dispose()
+
+
+async def _one_failing(ledger):
     await ledger.set_ari(AriChange("SHA-TEST", "DK", N, N + timedelta(days=1), rooms=5), actor="t")
 
     async def refuse(conn, takes):
@@ -84,7 +105,15 @@ async def test_one_failing_in_a_shared_transaction_is_rolled_back_alone(ledger, 
     assert [r["sold"] for r in shown if r["room_type"] == "DK"] == [11]
 
 
-async def test_inbox_rows_are_stored_in_shared_transactions(ledger, hotel):
+async def test_inbox_rows_are_stored_in_shared_transactions(hotel, db_url, cipher):
+    ledger = grouped(db_url, cipher)
+    try:
+        await _inbox_rows(ledger)
+    finally:
+        await ledger.db.dispose()
+
+
+async def _inbox_rows(ledger):
     commits0 = ledger.db.group_commits
     ids = await asyncio.gather(*(ledger.store_inbox("ctrip", f"<m>{i}</m>".encode(), "booking") for i in range(30)))
     assert len({i for i, _ in ids}) == 30
