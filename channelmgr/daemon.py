@@ -42,7 +42,7 @@ from channelmgr.sync.limits import CircuitBreaker
 from channelmgr.sync.push import ChannelRuntime, PushSettings, PushWorker
 from channelmgr.sync.receiver import Receiver
 from channelmgr.sync.synclog import SyncLog
-from channelmgr.tasks import bounded, cancel_and_wait
+from channelmgr.tasks import bounded, cancel_and_wait, end_leftover_tasks
 
 log = structlog.get_logger("channelmgr.daemon")
 
@@ -599,4 +599,6 @@ async def run(config_path: str | None) -> int:
     except BaseException:
         await d.stop("error")
         raise
+    finally:
+        await end_leftover_tasks()  # so asyncio.run's own cancel-and-wait cannot hang the exit
     return 0

@@ -50,3 +50,33 @@ async def bounded(aw, timeout: float, what: str) -> bool:
         log.warning("a shutdown step failed", step=what, error=str(e)[:200])
         return False
     return True
+
+
+async def end_leftover_tasks(timeout: float = 10.0) -> list[str]:
+    """After a stop: cancel every task still on this loop but the caller, wait ``timeout``
+    seconds for them, and let go of any that will not end (their names and stacks logged).
+
+    ``asyncio.run`` ends by cancelling every task and waiting for all of them with no bound;
+    one that swallows its cancel and then waits on something that never comes (a driver's
+    close whose worker thread has gone, a job the scheduler left running) would keep the
+    process alive after SIGTERM forever. Returns the names of the tasks let go.
+    """
+    import io
+
+    me = asyncio.current_task()
+    left = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+    for t in left:
+        t.cancel()
+    if left:
+        await asyncio.wait(left, timeout=timeout)
+    stuck = [t for t in left if not t.done()]
+    names = []
+    for t in stuck:
+        buf = io.StringIO()
+        t.print_stack(file=buf)
+        names.append(t.get_name())
+        log.warning("a task did not end when cancelled at shutdown; letting it go", task=t.get_name(),
+                    coro=repr(t.get_coro())[:200], stack=buf.getvalue()[-2000:])
+        # out of the loop's registry, so the loop's own close does not wait for it without end
+        asyncio.tasks._unregister_task(t)  # type: ignore[attr-defined]
+    return names

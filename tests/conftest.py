@@ -25,6 +25,27 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture
+async def _end_leftover_tasks():
+    yield
+    from channelmgr.tasks import end_leftover_tasks
+
+    await end_leftover_tasks(10)
+
+
+@pytest.fixture(autouse=True)
+def _no_task_left_hanging(request):
+    """For a coroutine test, after every other fixture of it has ended: cancel what is still on
+    its loop and let go of a task that will not end. pytest-asyncio's loop teardown cancels and
+    waits for every task with no bound, and one that swallowed its cancel hung a CI run there
+    for pytest-timeout's 10 minutes (after the daemon had logged "stopped"). Sync tests (the
+    browser tests run Playwright's own loop) are left alone."""
+    import inspect
+
+    if inspect.iscoroutinefunction(getattr(request, "function", None)):
+        request.getfixturevalue("_end_leftover_tasks")
+
+
 def pg_unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"PostgreSQL is required in CI but {reason}", pytrace=False)
