@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from channelmgr import dates
 from channelmgr.desk.bookings import DirectDesk
@@ -79,6 +79,18 @@ class Desk:
         if not await self.db.read(behind):
             return 0
 
+        async def committed_top(conn):
+            # PostgreSQL hands out revision ids at insert and commits in any order: a scan that
+            # read id N+1 while N was still in flight would move its mark past N for ever (that
+            # booking's requests and flags never seen). A SHARE lock waits for every transaction
+            # that has inserted a revision (they hold ROW EXCLUSIVE from before their nextval) to
+            # end, so no id at or below the max read under it is still to come. Held for no more
+            # than that read. SQLite has one writer: its ids commit in order.
+            await conn.execute(text("LOCK TABLE booking_revisions IN SHARE MODE"))
+            return (await conn.execute(select(func.max(m.booking_revisions.c.id)))).scalar() or 0
+
+        top = await self.db.write(committed_top) if self.db.dialect == "postgresql" else None
+
         async def tx(conn):
             mark = (await conn.execute(select(m.desk_state.c.value).where(m.desk_state.c.name == "revisions")
                                        .with_for_update())).scalar()
@@ -88,7 +100,8 @@ class Desk:
                 mark = 0
             revs = (await conn.execute(select(m.booking_revisions.c.id, m.booking_revisions.c.booking_id,
                                               m.booking_revisions.c.action, m.booking_revisions.c.outcome)
-                                       .where(m.booking_revisions.c.id > mark)
+                                       .where(m.booking_revisions.c.id > mark,
+                                              *([m.booking_revisions.c.id <= top] if top is not None else []))
                                        .order_by(m.booking_revisions.c.id).limit(BATCH))).all()
             if not revs:
                 return 0

@@ -190,6 +190,7 @@ async def test_ctrip_requests_on_a_clock_overdue_and_followed_by_a_modification(
             text = await resp.text()
         line = next(x for x in text.splitlines() if x.startswith("channelmgr_requests_overdue "))
         assert float(line.split()[1]) >= 2
+    r.clock_back()  # the scheduler's jobs were planned on the moved clock
     # a modification drops the high floor: that request is withdrawn, non-smoking stays
     await r.book("ctrip", action="modify", ota_booking_id=oid, special_requests="无烟房")
 
@@ -303,6 +304,7 @@ async def test_unacknowledged_booking_com_reservation_raises_the_deadline_before
     with time_machine.travel(received + timedelta(minutes=21), tick=True):
         await r.d.desk.check_acks()  # (the daemon's own scan may raise it first, on the moved clock too)
         rows = await r.ledger.db.read(deadline_conflicts)
+    r.clock_back()  # the pulls were planned on the moved clock
     assert len(rows) == 1 and rows[0].status == "open" and oid in rows[0].summary and "e-mail" in rows[0].summary
     assert r.d.channels["booking"].sandbox.booking_state(oid)["state"] != "acknowledged"
     # the ack works again: the booking is re-delivered, answered as a duplicate, acknowledged; the system closes it

@@ -153,6 +153,15 @@ class Running:
                 raise AssertionError(f"timed out waiting for {what}")
             await asyncio.sleep(0.1)
 
+    def clock_back(self) -> None:
+        """After a time_machine travel forward ends: the scheduler planned its interval jobs
+        (the pulls, the desk scan) on the moved clock, so with the clock back they would not
+        run again until real time caught up; plan them for now."""
+        now = datetime.now(timezone.utc)
+        for job in self.d.scheduler.get_jobs():
+            job.modify(next_run_time=now)
+        self.d.wake_all()
+
     async def close(self) -> None:
         from channelmgr.tasks import bounded
 
