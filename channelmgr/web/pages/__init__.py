@@ -45,6 +45,7 @@ How to add a page (the desk and the reports do it this way)
 from __future__ import annotations
 
 import importlib
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -159,6 +160,20 @@ class Refused(Exception):
     def __init__(self, status: int, message: str, detail: str | None = None):
         super().__init__(message)
         self.status, self.message, self.detail = status, message, detail
+
+
+def date_arg(request: web.Request, name: str) -> date | None:
+    """A date from the query string (YYYY-MM-DD, 2000-2199), None when absent; else a 400 page."""
+    v = (request.query.get(name) or "").strip()
+    if not v:
+        return None
+    try:
+        d = date.fromisoformat(v[:10])
+    except ValueError:
+        raise Refused(400, i18n.gettext("A date is written YYYY-MM-DD."), f"{name}={v[:40]}") from None
+    if not (date(2000, 1, 1) <= d <= date(2199, 12, 31)):
+        raise Refused(400, i18n.gettext("A date is between 2000 and 2199."), f"{name}={v[:40]}")
+    return d
 
 
 ROLE_WORDS = {"viewer": _("viewer"), "operator": _("operator"), "revenue": _("revenue"), "admin": _("admin")}

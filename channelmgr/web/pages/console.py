@@ -14,6 +14,7 @@ from channelmgr import dates
 from channelmgr.ledger.types import LedgerError
 from channelmgr.web import queries
 from channelmgr.web.pages import Refused, _, i18n, page, reads, render, require
+from channelmgr.web.pages import date_arg as _date_arg
 
 if TYPE_CHECKING:  # pragma: no cover
     from channelmgr.daemon import Daemon
@@ -87,19 +88,6 @@ def _words() -> dict[str, Any]:
             "OUTCOMES": OUTCOMES, "RESULTS": RESULTS, "PUSH_STATUS": PUSH_STATUS, "ENTITIES": ENTITIES,
             "JOURNAL_ACTIONS": JOURNAL_ACTIONS, "DIRECTIONS": DIRECTIONS, "kind_words": kind_words,
             "CONFLICT_STATUS": CONFLICT_STATUS}
-
-
-def _date_arg(request: web.Request, name: str) -> date | None:
-    v = (request.query.get(name) or "").strip()
-    if not v:
-        return None
-    try:
-        d = date.fromisoformat(v[:10])
-    except ValueError:
-        raise Refused(400, i18n.gettext("A date is written YYYY-MM-DD."), f"{name}={v[:40]}") from None
-    if not (date(2000, 1, 1) <= d <= date(2199, 12, 31)):
-        raise Refused(400, i18n.gettext("A date is between 2000 and 2199."), f"{name}={v[:40]}")
-    return d
 
 
 def _int_arg(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:

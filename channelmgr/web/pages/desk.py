@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from channelmgr.desk.bookings import DirectBooking, Refused as DeskRefused
+from channelmgr.desk.bookings import DirectBooking
+from channelmgr.desk.bookings import Refused as DeskRefused
 from channelmgr.ledger.types import LedgerError
 from channelmgr.web import queries
 from channelmgr.web.pages import Refused, i18n, page, render, require

@@ -6,7 +6,7 @@ No business rules: counts and lookups over the ledger's own tables, arranged for
 from __future__ import annotations
 
 import importlib
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 

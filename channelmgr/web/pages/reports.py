@@ -29,6 +29,7 @@ from channelmgr.money import exponent
 from channelmgr.reports.api import run_report
 from channelmgr.reports.figures import BASES, BY, GROUPS, LEAD_BUCKETS, MAX_DAYS, UNKNOWN, ReportError, ReportQuery
 from channelmgr.web.pages import BRANDS, Refused, brand, i18n, page, reads, render
+from channelmgr.web.pages import date_arg as _date_arg
 
 if TYPE_CHECKING:  # pragma: no cover
     from channelmgr.daemon import Daemon
@@ -49,19 +50,6 @@ CHART_WORDS = {
     "lead_days": _("Days from booking to arrival"), "empty": _("Nothing in this range"),
     "total": _("All"),
 }
-
-
-def _date_arg(request: web.Request, name: str) -> date | None:
-    v = (request.query.get(name) or "").strip()
-    if not v:
-        return None
-    try:
-        d = date.fromisoformat(v[:10])
-    except ValueError:
-        raise Refused(400, i18n.gettext("A date is written YYYY-MM-DD."), f"{name}={v[:40]}") from None
-    if not (date(2000, 1, 1) <= d <= date(2199, 12, 31)):
-        raise Refused(400, i18n.gettext("A date is between 2000 and 2199."), f"{name}={v[:40]}")
-    return d
 
 
 def _choice(request: web.Request, name: str, allowed: tuple[str, ...], default: str) -> str:
