@@ -22,13 +22,10 @@ import time
 from datetime import date
 from pathlib import Path
 
-import asyncpg
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_reports import generate  # noqa: E402
+from bench_reports import generate, scratch_database  # noqa: E402
 
-from channelmgr.ledger import migrate  # noqa: E402
 from channelmgr.ledger.db import Database  # noqa: E402
 from channelmgr.ledger.ledger import Ledger  # noqa: E402
 from channelmgr.security import Cipher  # noqa: E402
@@ -91,30 +88,13 @@ async def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = ap.parse_args()
-    base, _, name = args.url.rpartition("/")
-    admin = await asyncpg.connect(f"{base}/postgres")
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        db = Database(args.url)
-        await migrate.upgrade(db)
-        await db.dispose()
+    async with scratch_database(args.url, args.keep):
         await generate(args.url, args.properties, args.bookings)
         results = await bench(args.url, args.properties, args.runs)
-        worst = max(t for _, t in results)
-        print(f"slowest read: {worst:.1f} ms (goal: under {GOAL_MS:.0f} ms) -> "
-              f"{'OK' if worst < GOAL_MS else 'TOO SLOW'}")
-        return 0 if worst < GOAL_MS else 1
-    finally:
-        if not args.keep:
-            admin = await asyncpg.connect(f"{base}/postgres")
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await admin.close()
+    worst = max(t for _, t in results)
+    print(f"slowest read: {worst:.1f} ms (goal: under {GOAL_MS:.0f} ms) -> "
+          f"{'OK' if worst < GOAL_MS else 'TOO SLOW'}")
+    return 0 if worst < GOAL_MS else 1
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import time
 from datetime import date
@@ -27,6 +28,31 @@ from channelmgr.ledger.db import Database
 from channelmgr.reports.figures import Money, ReportQuery, compute
 
 CHANNELS = ["booking", "ctrip", "fliggy", "meituan", "website", "phone", "walk_in", "agency", "corporate"]
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(url: str, keep: bool = False):
+    """A PostgreSQL database of the benchmark's own at ``url``: made anew and migrated, dropped
+    afterwards unless ``keep``."""
+    base, _, name = url.rpartition("/")
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(f"{base}/postgres")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin(f'CREATE DATABASE "{name}"')
+    try:
+        db = Database(url)
+        await migrate.upgrade(db)
+        await db.dispose()
+        yield
+    finally:
+        if not keep:
+            await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def generate(url: str, properties: int, bookings: int) -> None:
@@ -129,29 +155,12 @@ async def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = ap.parse_args()
-    base, _, name = args.url.rpartition("/")
-    admin = await asyncpg.connect(f"{base}/postgres")
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        db = Database(args.url)
-        await migrate.upgrade(db)
-        await db.dispose()
+    async with scratch_database(args.url, args.keep):
         await generate(args.url, args.properties, args.bookings)
         results = await bench(args.url, f"P{args.properties // 2:05d}", args.runs)
-        worst = max(t for _, t in results)
-        print(f"slowest report: {worst * 1000:.1f} ms (goal: under 2000 ms) -> {'OK' if worst < 2 else 'TOO SLOW'}")
-        return 0 if worst < 2 else 1
-    finally:
-        if not args.keep:
-            admin = await asyncpg.connect(f"{base}/postgres")
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await admin.close()
+    worst = max(t for _, t in results)
+    print(f"slowest report: {worst * 1000:.1f} ms (goal: under 2000 ms) -> {'OK' if worst < 2 else 'TOO SLOW'}")
+    return 0 if worst < 2 else 1
 
 
 if __name__ == "__main__":
