@@ -688,6 +688,11 @@ class Ledger:
                 values["checkin"] = min(min(n for n, _ in s.nights) for s in stays if s.nights) if any(s.nights for s in stays) else None
                 values["checkout"] = max(max(n for n, _ in s.nights) for s in stays if s.nights) + timedelta(days=1) if any(s.nights for s in stays) else None
                 values["rooms"] = sum(s.rooms for s in stays)
+            if new_nights:
+                # the first room line's, kept on cancel (its nights are not): the reports' cancellation
+                # rate by room type and rate plan (migration 0006 backfills the same rule)
+                values["room_type_id"] = new_nights[0]["room_type_id"]
+                values["rate_plan_id"] = new_nights[0]["rate_plan_id"]
             for field_name, val in (("amount_minor", b.amount_minor), ("currency", b.currency),
                                     ("booked_at", b.booked_at)):
                 if val is not None:

@@ -161,6 +161,10 @@ bookings = Table(
     Column("special_requests_ct", Text, nullable=True),
     Column("overbooked", Boolean, nullable=False, server_default=false()),
     Column("unmapped", Boolean, nullable=False, server_default=false()),
+    # issue 14 (migration 0006): the room type and rate plan of the first room line, kept
+    # when the booking is cancelled (its nights are not): the cancellation rate by them
+    Column("room_type_id", ForeignKey("room_types.id"), nullable=True),
+    Column("rate_plan_id", ForeignKey("rate_plans.id"), nullable=True),
     UniqueConstraint("channel", "ota_booking_id", name="uq_bookings_channel_ota_id"),
     Index("ix_bookings_property_checkin", "property_id", "checkin"),
     # issue 13 (migration 0004): the console's search and arrival list at 100,000 bookings

@@ -18,8 +18,9 @@ HELP = {
     "pace": "how the stays of the range were booked: room nights and revenue by the period they were booked "
             "in, with running totals",
     "lead-time": "days from booking to arrival: mean, median and the buckets 0, 1-3, 4-7, 8-14, 15-30, 31+",
-    "cancellations": "bookings made, cancelled and no-shows per channel, by booking date (no-shows are 0 "
-                     "unless a source marks a booking as a no-show; none does yet)",
+    "cancellations": "bookings made, cancelled and no-shows per channel, room type or rate plan (a booking "
+                     "counts under its first room line's), by booking date (no-shows are 0 unless a source "
+                     "marks a booking as a no-show; none does yet)",
 }
 
 

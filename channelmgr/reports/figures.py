@@ -30,9 +30,10 @@ Definitions (the words of the reports; docs in the CLI help say the same):
   the booking basis they are not given (null).
 - *Channel mix*: a row's share of its period's room nights and (per currency) revenue.
 - *Cancellation rate* = cancelled / booked, always by booking date: of the bookings made in
-  the period (confirmed, cancelled or no-show), the part cancelled. The ledger keeps no nights
-  of a cancelled booking, so cancellations are given per channel only (null in room type and
-  rate plan rows; the totals have them).
+  the period (confirmed, cancelled or no-show), the part cancelled. By room type or rate
+  plan, a booking counts once, under the room type and rate plan of its first room line
+  (``bookings.room_type_id`` / ``rate_plan_id``, kept when it is cancelled, as its nights are
+  not; a booking cancelled before migration 0006 has none and counts under "(unmapped)").
 - *No-shows*: bookings whose status the source set to ``no_show``; no source reports them
   yet, so this is 0 until one does.
 - *Lead time*: days from the booking date to the arrival (a late-night booking for the night
@@ -154,6 +155,7 @@ class _Ctx:
         booked_ts = func.coalesce(b.c.booked_at, b.c.received_at)
         booked_on = local_date(booked_ts, tz.c.off_s).label("booked_on")
         stmt = (select(b.c.id, b.c.channel, b.c.status, b.c.checkin, b.c.checkout,
+                       b.c.room_type_id, b.c.rate_plan_id,
                        func.coalesce(b.c.currency, literal(self.prop.currency, String)).label("currency"),
                        b.c.amount_minor, booked_on,
                        local_hour(b.c.received_at, tzr.c.off_s).label("recv_hour"))
@@ -193,6 +195,8 @@ class _Ctx:
                 .select_from(n2.join(bk, bk.c.id == n2.c.booking_id))).cte("nt").prefix_with("MATERIALIZED", dialect="postgresql")
 
     def group_key(self, nt=None, bk=None):
+        """The row's group: the night's room type or rate plan (``nt`` may be the bookings' CTE:
+        the booking's first room line's, for the cancellations)."""
         g = self.q.group
         if g == "channel":
             return bk.c.channel
@@ -284,9 +288,9 @@ async def _stay_rows(conn, c: _Ctx, bg) -> dict[tuple[str, str], dict[str, Any]]
 
 
 async def _cancel_rows(conn, c: _Ctx, per, grouped: bool) -> dict[tuple[str, str], dict[str, int]]:
-    """Per (booking-date period, channel): bookings made, cancelled, no-shows."""
+    """Per (booking-date period, group): bookings made, cancelled, no-shows."""
     bk = c.bookings(statuses=("confirmed", "cancelled", "no_show"), stay_range=False, booked_range=True)
-    gkey = (bk.c.channel if grouped else literal("all", String)).label("gkey")
+    gkey = (c.group_key(bk, bk) if grouped else literal("all", String)).label("gkey")
     stmt = (select(per.c.label.label("period"), gkey, func.count().label("booked"),
                    func.sum(case((bk.c.status == "cancelled", 1), else_=0)).label("cancelled"),
                    func.sum(case((bk.c.status == "no_show", 1), else_=0)).label("no_shows"))
@@ -343,9 +347,6 @@ async def compute(conn: AsyncConnection, kind: str, q: ReportQuery, money: Money
     if kind not in KINDS:
         raise ReportError(f"the reports are {', '.join(KINDS)}, not {kind!r}", "report")
     q.check()
-    if kind == "cancellations" and q.group != "channel":
-        raise ReportError("cancellations are by channel: the ledger keeps no room type or rate plan of a "
-                          "cancelled booking", "group")
     money = money or Money()
     if conn.dialect.name == "postgresql":
         # The planner over-estimates the rows of these CTE chains a hundredfold and JIT-compiles
@@ -379,8 +380,7 @@ async def _table(conn, q: ReportQuery, prop, money: Money, *, grouped: bool) -> 
     bg = await _booking_rows(conn, c, per)
     money_rows = await _money_rows(conn, c, bg)
     stay = await _stay_rows(conn, c, bg)
-    cancels = await _cancel_rows(conn, c, per, grouped and q.group == "channel") if (
-        not grouped or q.group == "channel") else {}
+    cancels = await _cancel_rows(conn, c, per, grouped)
     by_rt = grouped and q.group == "room_type"
     avail = await _available(conn, c, per, by_rt) if q.basis == "stay" else {}
 
@@ -418,17 +418,17 @@ async def _table(conn, q: ReportQuery, prop, money: Money, *, grouped: bool) -> 
             tot = p_rev.get((period, cur), 0)
             mo["revenue_share"] = mo["gross_minor"] / tot if tot else None
             money_list.append(mo)
-        canc = cancels.get((period, gkey)) if (grouped and q.group == "channel") else cancels.get((period, "all"))
+        canc = cancels.get((period, gkey)) if grouped else cancels.get((period, "all"))
         item = {"period": period, "start": a.isoformat(), "end": b.isoformat(), "group": gkey if grouped else None,
                 "bookings": s["bookings"], "room_nights": rn,
                 "room_nights_share": rn / p_rn[period] if p_rn.get(period) else None,
                 "available": available,
                 "occupancy": (rn / available if available else None) if q.basis == "stay" else None,
                 "money": money_list, "converted": _converted(money_list, prop.currency, money.rates, available),
-                "booked": canc["booked"] if canc else (None if grouped and q.group != "channel" else 0),
-                "cancelled": canc["cancelled"] if canc else (None if grouped and q.group != "channel" else 0),
+                "booked": canc["booked"] if canc else 0,
+                "cancelled": canc["cancelled"] if canc else 0,
                 "cancellation_rate": (canc["cancelled"] / canc["booked"] if canc and canc["booked"] else None),
-                "no_shows": canc["no_shows"] if canc else (None if grouped and q.group != "channel" else 0),
+                "no_shows": canc["no_shows"] if canc else 0,
                 "lead_time": s["lead_time"], "average_length_of_stay": s["average_length_of_stay"],
                 "late_night": s["late_night"], "late_night_share": s["late_night_share"]}
         out.append(item)

@@ -174,7 +174,9 @@ async def test_by_day_and_room_type(books):
     assert cell[("2026-03-02", "T")]["room_nights"] == 2
     # the modification took 03-07 off B3: on 03-07 K has nobody
     assert ("2026-03-07", "K") not in cell
-    assert r["rows"][0]["cancellation_rate"] is None  # not by room type (see the module's doc)
+    # cancellations by booking date, by room type: made on 03-02 only B4 (K, cancelled)
+    assert (k2["booked"], k2["cancelled"], k2["cancellation_rate"]) == (1, 1, 1.0)
+    assert (cell[("2026-03-02", "T")]["booked"], cell[("2026-03-02", "T")]["cancellation_rate"]) == (0, None)
 
 
 async def test_iso_week_and_month(books):
@@ -209,8 +211,6 @@ async def test_the_other_reports(books):
     assert lt["totals"]["lead_time"]["buckets"]["31+"] == 1
     c = await run(books, "cancellations")
     assert c["totals"]["cancellation_rate"] == pytest.approx(1 / 3)
-    with pytest.raises(ReportError):
-        await run(books, "cancellations", group="room_type")
     p = await run(books, "pace", by="month")
     cny = [row for row in p["rows"] if row["currency"] == "CNY"]
     assert sum(row["room_nights"] for row in cny) == 11
@@ -220,6 +220,49 @@ async def test_the_other_reports(books):
     assert sum(row["cumulative_gross_minor"] for row in last.values()) == 482000
     ch = await run(books, "channels")
     assert ch["totals"]["room_nights"] == 14
+
+
+async def test_cancellations_by_room_type_and_rate_plan(books):
+    # made 03-02..03-08, each under its room type as booked (kept when it was cancelled):
+    #   K: B4 (03-02, cancelled), B6 (03-08), B10 (03-05, cancelled) -> 3 booked, 2 cancelled, 2/3
+    #   T: B2 (03-03), B5 (03-04), B7 (03-07)                        -> 3 booked, 0 cancelled, 0
+    # (B1, B3, B8, B9 were booked before 03-02); the rate plans are BAR-K and BAR-T alike
+    for group, k, t in (("room_type", "K", "T"), ("rate_plan", "BAR-K", "BAR-T")):
+        c = await run(books, "cancellations", group=group)
+        rows = {row["group"]: row for row in c["rows"]}
+        assert set(rows) == {k, t}
+        assert (rows[k]["booked"], rows[k]["cancelled"], rows[k]["no_shows"]) == (3, 2, 0)
+        assert rows[k]["cancellation_rate"] == pytest.approx(2 / 3)
+        assert (rows[t]["booked"], rows[t]["cancelled"], rows[t]["cancellation_rate"]) == (3, 0, 0.0)
+        assert (c["totals"]["booked"], c["totals"]["cancelled"]) == (6, 2)
+        # summary's column is the same figure, beside the stay-date ones
+        s = {row["group"]: row for row in (await run(books, group=group))["rows"]}
+        assert s[k]["cancellation_rate"] == pytest.approx(2 / 3) and s[t]["cancellation_rate"] == 0.0
+        assert s[k]["room_nights"] == 9 and s[t]["room_nights"] == 5  # K: B1 2, B3 2, B6 1, B8 3, B9 1
+    # by week: the Sunday before (W09) has B3 (K, booked 03-01, not cancelled)
+    w = await run(books, "cancellations", group="room_type", by="week", start=date(2026, 3, 1), end=date(2026, 3, 9))
+    cell = {(row["period"], row["group"]): row for row in w["rows"]}
+    assert (cell[("2026-W09", "K")]["booked"], cell[("2026-W09", "K")]["cancelled"]) == (1, 0)
+    assert (cell[("2026-W10", "K")]["booked"], cell[("2026-W10", "K")]["cancelled"]) == (3, 2)
+    assert ("2026-W09", "T") not in cell
+
+
+async def test_a_cancelled_booking_keeps_its_first_room_line(books):
+    # B3 was modified (K -> K) and B4 cancelled: the bookings row keeps K / BAR-K through both
+    from sqlalchemy import select
+
+    from channelmgr.ledger import models as m
+
+    async def q(conn):
+        return {r.ota_booking_id: (r.status, r.rt, r.rp) for r in (await conn.execute(
+            select(m.bookings.c.ota_booking_id, m.bookings.c.status, m.room_types.c.code.label("rt"),
+                   m.rate_plans.c.code.label("rp"))
+            .join(m.room_types, m.room_types.c.id == m.bookings.c.room_type_id)
+            .join(m.rate_plans, m.rate_plans.c.id == m.bookings.c.rate_plan_id)
+            .where(m.bookings.c.ota_booking_id.in_(("B3", "B4", "B5"))))).all()}
+
+    assert await books.db.read(q) == {"B3": ("confirmed", "K", "BAR-K"), "B4": ("cancelled", "K", "BAR-K"),
+                                      "B5": ("confirmed", "T", "BAR-T")}
 
 
 async def test_bad_queries(books):

@@ -138,11 +138,12 @@ async def test_the_page_shows_the_apis_figures_and_its_downloads_are_the_apis(ru
             zh = await resp.text()
         assert '<html lang="zh-CN">' in zh and "渠道结构" in zh and "各渠道取消率" in zh and "官网" in zh
         assert _data(zh)["words"]["occupancy"] == "出租率"
-        # room types: the table per room type; cancellations are said to be per channel only
+        # room types: the table per room type, cancellations too (no hint that they are per channel only)
         async with s.get(base + "/reports", params={**Q, "group": "room_type", "by": "day"}) as resp:
             rt = await resp.text()
             assert resp.status == 200
         assert re.search(r'data-period="2026-12-24" data-group="DK"', rt) and _data(rt)["over_time"]["stacked"] is False
+        assert "取消只按渠道统计" not in rt and "per channel only" not in rt
         # refused input: a 400 page with the form, not a traceback
         async with s.get(base + "/reports", params={**Q, "to": "2026-11-01"}) as resp:
             assert resp.status == 400 and 'data-testid="report-refused"' in await resp.text()
