@@ -15,8 +15,9 @@ within the skew (5 minutes). :class:`ReplayCache` closes that: a (appKey, Date, 
 is accepted for one body only, for as long as its Date is acceptable. The same body again
 is a redelivery of the same notice (idempotent, accepted); another body under the same
 headers is refused. A consequence of the protocol, not of the cache: two different notices
-to the same path within the same second carry the same headers, so the second is refused
-and Meituan (which delivers again until it hears code 0) delivers it again a moment later.
+to the same path within the same second carry the same headers, so the cache refuses the
+second; the inbound route then confirms it by querying the order from Meituan rather than
+refusing it (adapters/meituan/inbound.py), so intake is not capped at one notice a second.
 The details beyond the note (header names, PartnerId check, the skew, the answer codes)
 are modelled on the public Meituan open platforms, not taken from a contract. :class:`ParamsSigner` is the
 hotel-distribution API's variant (sorted ``k=v&k=v`` parameters with ``nonce`` and a

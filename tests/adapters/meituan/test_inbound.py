@@ -101,6 +101,44 @@ async def test_an_unreadable_notice_is_kept_rejected_and_answered_with_an_error(
     assert env.receiver.applied == []
 
 
+async def test_two_notices_in_the_same_second_are_both_applied_the_second_as_meituan_holds_it(env):
+    # the signature covers METHOD, path and a whole-second Date, not the body: two notices to
+    # one path in one second carry the same headers. Refusing the second capped intake at one
+    # notice a second (bench_fanout at 2.5 Meituan bookings/s: backlog, 30 s misses); the
+    # second is instead read back from Meituan by its order id, the body itself not trusted
+    env.sandbox.deliver_to = None  # the notices are sent by the test, under one Date
+    held = [env.sandbox.inject({"hotel": HOTEL, "room": ROOM, "rate": RATE, "checkin": env.day(2 + i).isoformat(),
+                                "checkout": env.day(3 + i).isoformat(), "guest": {"name": NAME},
+                                "amount_minor": 45600}) for i in range(2)]
+    at = time.time()
+    first = env.sandbox.order(held[0], held[0].events[-1])
+    second = dict(env.sandbox.order(held[1], held[1].events[-1]), totalPrice=1)  # not what Meituan holds
+    s1, d1 = await env.notice("/order/pay", first, at=at)
+    s2, d2 = await env.notice("/order/pay", second, at=at)
+    assert (s1, d1["code"], s2, d2["code"]) == (200, 0, 200, 0)
+    assert [r.ota_booking_id for r in env.receiver.applied] == [b.ota_booking_id for b in held]
+    assert env.receiver.applied[1].amount_minor == 45600  # Meituan's order, not the body's
+    assert [k for _, _, k in env.receiver.inbox.values()] == ["reservation", "reservation"]
+    # under the same headers, a body naming an order Meituan does not hold is refused, not stored
+    s3, d3 = await env.notice("/order/pay", order(env, orderId="MT-FORGED-1"), at=at)
+    assert (s3, d3["code"]) == (401, 1001)
+    assert len(env.receiver.inbox) == 2 and len(env.receiver.applied) == 2
+    assert env.exchanges[-1].result == "rejected" and "holds no order" in env.exchanges[-1].error
+
+
+async def test_confirming_by_query_is_bounded_per_set_of_headers(env):
+    from adapters.meituan.inbound import REPLAY_CONFIRM_LIMIT
+
+    env.sandbox.deliver_to = None
+    held = [env.sandbox.inject({"hotel": HOTEL, "room": ROOM, "rate": RATE, "checkin": env.day(2).isoformat(),
+                                "checkout": env.day(3).isoformat(), "guest": {"name": NAME}, "amount_minor": 100,
+                                "force": True}) for _ in range(REPLAY_CONFIRM_LIMIT + 2)]
+    at = time.time()
+    codes = [(await env.notice("/order/pay", env.sandbox.order(b, b.events[-1]), at=at))[1]["code"] for b in held]
+    assert codes == [0] * (REPLAY_CONFIRM_LIMIT + 1) + [1001]  # the first, then LIMIT confirmed, then no more
+    assert len(env.receiver.applied) == REPLAY_CONFIRM_LIMIT + 1
+
+
 async def test_a_failure_to_apply_asks_meituan_to_deliver_again(env):
     env.receiver.fail_apply = True
     status, doc = await env.notice("/order/pay", order(env))
