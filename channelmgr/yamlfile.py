@@ -18,6 +18,7 @@ from typing import Any, Iterable, TypeVar
 import pydantic
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 M = TypeVar("M", bound=pydantic.BaseModel)
@@ -42,8 +43,19 @@ class YamlFileError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class _Constructor(RoundTripConstructor):
+    """ruamel's round-trip constructor, with an unquoted date left as text: pydantic reads it
+    against the field, so an impossible one (``from: 2026-02-30``) is a problem at its own
+    ``file:line:col`` like any other bad value, instead of ruamel's bare ValueError ("day is
+    out of range for month") out of the loader."""
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:timestamp", RoundTripConstructor.construct_yaml_str)
+
+
 def _yaml() -> YAML:
     y = YAML(typ="rt")
+    y.Constructor = _Constructor
     y.allow_duplicate_keys = False
     return y
 

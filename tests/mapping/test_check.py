@@ -222,3 +222,20 @@ def test_the_summary_says_where_a_minimum_stay_closes_nights():
     assert result.ok, [str(p) for p in result.problems]
     (path, pm), = result.properties.items()
     assert summary(path, pm, meituan_without_min_los).endswith("(booking, ctrip, fliggy, meituan)")
+
+
+def test_an_impossible_unquoted_date_is_a_problem_at_its_place_and_a_good_one_is_a_date():
+    """`from: 2026-02-30` made ruamel raise a bare ValueError out of the loader (no file, no line,
+    and a reload that fell over); it is now read as text and checked by the schema."""
+    bad = shipped_text() + "\ncommission:\n  booking:\n    - {from: 2026-02-30, percent: 15}\n"
+    line = line_of(bad, "from: 2026-02-30")
+    (p,) = problems_of(bad)
+    assert p.startswith(f"{NAME}:{line}:") and "'from'" in p and "date" in p, p
+    good = bad.replace("2026-02-30", "2026-02-28")
+    result = check_texts({NAME: good}, None)
+    assert result.ok, [str(x) for x in result.problems]
+    (pm,) = result.properties.values()
+    import datetime
+
+    (rate,) = pm.file.commission["booking"]
+    assert rate.from_ == datetime.date(2026, 2, 28)
