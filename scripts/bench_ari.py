@@ -284,19 +284,12 @@ def main() -> None:
     ap.add_argument("--nights", type=int, default=365)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=600, help="seconds a run may take")
-    ap.add_argument("--db", default="sqlite", help="sqlite, postgres or both")
-    ap.add_argument("--pg-url", default=os.environ.get("CHANNELMGR_TEST_PG_URL",
-                                                       "postgresql://postgres@127.0.0.1:5432/test"))
+    bf.add_db_args(ap)
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
-    targets = []
-    if args.db in ("sqlite", "both"):
-        targets.append(("SQLite", "sqlite:///var/bench.db"))
-    if args.db in ("postgres", "both"):
-        targets.append(("PostgreSQL", bf._fresh_pg(args.pg_url)))
     results = {}
-    for name, url in targets:
+    for name, url in bf.db_targets(args):
         print(f"{name}: {args.properties} properties x 4 room types x {args.nights} nights, {args.runs} runs",
               flush=True)
         r = asyncio.run(bench(args, url))

@@ -295,22 +295,15 @@ async def bench(args, db_url: str) -> dict:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--properties", type=int, default=1000)
-    ap.add_argument("--rate", type=float, default=5.0, help="bookings a second")
-    ap.add_argument("--bookings", type=int, default=150, help="bookings per run")
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--horizon", type=int, default=30, help="days each OTA is kept in step (sync.horizon_days)")
+def add_db_args(ap: argparse.ArgumentParser) -> None:
+    """--db and --pg-url, the same in every benchmark that runs the daemon."""
     ap.add_argument("--db", default="sqlite", help="sqlite, postgres, both, or a database URL")
     ap.add_argument("--pg-url", default=os.environ.get("CHANNELMGR_TEST_PG_URL",
                                                        "postgresql://postgres@127.0.0.1:5432/test"))
-    ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--timeout", type=float, default=30.0,
-                    help="seconds a booking may take to reach the others; a miss counts at this value")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
-    args = ap.parse_args()
 
+
+def db_targets(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(label, database URL) for each database --db names; PostgreSQL gets a fresh database."""
     targets = []
     if args.db in ("sqlite", "both"):
         targets.append(("SQLite", "sqlite:///var/bench.db"))
@@ -318,8 +311,25 @@ def main() -> None:
         targets.append(("PostgreSQL", _fresh_pg(args.pg_url)))
     if not targets:
         targets.append((args.db.split(":", 1)[0], args.db))
+    return targets
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--properties", type=int, default=1000)
+    ap.add_argument("--rate", type=float, default=5.0, help="bookings a second")
+    ap.add_argument("--bookings", type=int, default=150, help="bookings per run")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--horizon", type=int, default=30, help="days each OTA is kept in step (sync.horizon_days)")
+    add_db_args(ap)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--timeout", type=float, default=30.0,
+                    help="seconds a booking may take to reach the others; a miss counts at this value")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
+    args = ap.parse_args()
+
     results = {}
-    for name, url in targets:
+    for name, url in db_targets(args):
         print(f"{name}: {args.properties} properties, {args.rate:g} bookings/s, {args.bookings} bookings x "
               f"{args.runs} runs, horizon {args.horizon} days", flush=True)
         results[name] = asyncio.run(bench(args, url))

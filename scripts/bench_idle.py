@@ -236,19 +236,12 @@ def main() -> None:
                     help="mark: the first full sync's rows marked delivered; sync: sent to the sandboxes")
     ap.add_argument("--quiet-before", type=float, default=10.0,
                     help="seconds to wait after the first sync settled, before measuring")
-    ap.add_argument("--db", default="sqlite", help="sqlite, postgres or both")
-    ap.add_argument("--pg-url", default=os.environ.get("CHANNELMGR_TEST_PG_URL",
-                                                       "postgresql://postgres@127.0.0.1:5432/test"))
+    bf.add_db_args(ap)
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     ap.add_argument("--profile", help="write a py-spy profile (raw, collapsed stacks) of the first run here")
     args = ap.parse_args()
-    targets = []
-    if args.db in ("sqlite", "both"):
-        targets.append(("SQLite", "sqlite:///var/bench.db"))
-    if args.db in ("postgres", "both"):
-        targets.append(("PostgreSQL", bf._fresh_pg(args.pg_url)))
     results = {}
-    for name, url in targets:
+    for name, url in bf.db_targets(args):
         print(f"{name}: {args.properties} properties, idle, {args.runs} runs of {args.window:g} s", flush=True)
         results[name] = asyncio.run(bench(args, url))
     print()

@@ -20,12 +20,11 @@ import argparse
 import asyncio
 import importlib.util
 import json
-import os
 import random
 import shutil
 import signal
-import subprocess
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -156,9 +155,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32, help="posts in flight at once")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--horizon", type=int, default=30)
-    ap.add_argument("--db", default="sqlite", help="sqlite, postgres or both")
-    ap.add_argument("--pg-url", default=os.environ.get("CHANNELMGR_TEST_PG_URL",
-                                                       "postgresql://postgres@127.0.0.1:5432/test"))
+    bf.add_db_args(ap)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--py-spy", metavar="PREFIX", help="sample the daemon with py-spy during the runs "
@@ -166,13 +163,8 @@ def main() -> None:
     ap.add_argument("--gil", action="store_true", help="py-spy: only samples that hold the GIL (Python CPU)")
     args = ap.parse_args()
     args.rate, args.timeout = 1.0, 30.0  # unused here; the shared harness reads them
-    targets = []
-    if args.db in ("sqlite", "both"):
-        targets.append(("SQLite", "sqlite:///var/bench.db"))
-    if args.db in ("postgres", "both"):
-        targets.append(("PostgreSQL", bf._fresh_pg(args.pg_url)))
     results = {}
-    for name, url in targets:
+    for name, url in bf.db_targets(args):
         print(f"{name}: {args.properties} properties, {args.bookings} Ctrip bookings x {args.runs} runs, "
               f"{args.concurrency} in flight", flush=True)
         results[name] = asyncio.run(bench(args, name, url))
