@@ -7,7 +7,9 @@ parsing (never the adapter's codec, so a codec bug cannot hide behind its mirror
 The control API is the same JSON for every channel:
 
 - ``GET /_sandbox/state`` -> ``{"cells": [{"hotel", "room", "rate", "date", "rooms_to_sell",
-  "price_minor", "currency", "min_los", "max_los", "cta", "ctd", "stop_sell"}]}``
+  "price_minor", "currency", "min_los", "max_los", "cta", "ctd", "stop_sell"}]}``; with
+  ``hotel``, ``room``, ``rate`` and ``date`` one hotel's cells or one cell, and with
+  ``times=1`` each cell's ``rooms_changed_at`` (Unix time the OTA's rooms to sell last changed)
 - ``POST /_sandbox/bookings`` -> ``{"ota_booking_id"}``; the sandbox then delivers it the
   way the real OTA does (queued for the pull feed, or pushed to ``deliver_to``)
 - ``GET /_sandbox/bookings/<ota_booking_id>`` -> delivery state
@@ -129,6 +131,7 @@ class Sandbox:
     id_prefix: ClassVar[str] = ""
     inventory_level: ClassVar[Literal["room", "rate"]] = "room"
     max_logged_requests: ClassVar[int] = 20_000
+    delivery_concurrency: ClassVar[int] = 16  # push channels: bookings delivered at once
 
     def __init__(self, catalog: SandboxCatalog, credentials: dict[str, str],
                  deliver_to: str | None = None, *, seed: int | None = None):
@@ -137,6 +140,7 @@ class Sandbox:
         self.deliver_to = deliver_to
         self.cells: dict[tuple[str, str, str | None, date], dict[str, Any]] = {}
         self._hotel_keys: dict[str, set[tuple[str, str, str | None, date]]] = {}  # state(hotel) index
+        self._rooms_changed_at: dict[tuple[str, str, str | None, date], float] = {}  # for benchmarks
         self.bookings: dict[str, SandboxBooking] = {}
         self.requests: list[dict[str, Any]] = []
         self.faults = Faults()
@@ -189,20 +193,29 @@ class Sandbox:
         for k, v in values.items():
             if k not in CELL_FIELDS and k != "prices":
                 raise KeyError(k)
+            if k == "rooms_to_sell" and cell[k] != v:
+                self._rooms_changed_at[key] = time.time()
             cell[k] = v
 
     def cell(self, hotel: str, room: str, rate: str | None, day: date) -> dict[str, Any] | None:
         return self.cells.get((hotel, room, rate, day))
 
-    def state(self, hotel: str | None = None) -> dict[str, Any]:
+    def state(self, hotel: str | None = None, *, room: str | None = None, rate: str | None = None,
+              day: date | None = None, times: bool = False) -> dict[str, Any]:
+        """What the OTA holds: every cell, one hotel's, or (``room``, ``rate``, ``day``) fewer."""
         out = []
         keys = (self._hotel_keys.get(hotel, set()) & self.cells.keys()) if hotel else self.cells.keys()
-        for (h, room, rate, day) in sorted(keys, key=lambda k: (k[0], k[1], k[2] or "", k[3])):
-            values = self.cells[(h, room, rate, day)]
-            row = {"hotel": h, "room": room, "rate": rate, "date": day.isoformat()}
+        if room is not None or rate is not None or day is not None:
+            keys = [k for k in keys if (room is None or k[1] == room) and (rate is None or k[2] == rate)
+                    and (day is None or k[3] == day)]
+        for (h, room_, rate_, d) in sorted(keys, key=lambda k: (k[0], k[1], k[2] or "", k[3])):
+            values = self.cells[(h, room_, rate_, d)]
+            row = {"hotel": h, "room": room_, "rate": rate_, "date": d.isoformat()}
             row.update({f: values.get(f) for f in CELL_FIELDS})
             if values.get("prices"):
                 row["prices"] = {str(k): v for k, v in sorted(values["prices"].items())}
+            if times:
+                row["rooms_changed_at"] = self._rooms_changed_at.get((h, room_, rate_, d))
             out.append(row)
         return {"cells": out}
 
@@ -334,37 +347,63 @@ class Sandbox:
         return self._client
 
     async def _delivery_loop(self) -> None:
+        """Push every due event to ``deliver_to``, as the OTA's servers do: each booking's
+        events one at a time and in order, different bookings at once (at most
+        ``delivery_concurrency`` requests in flight), each failure retried with backoff."""
         backoff: dict[tuple[str, int], float] = {}
-        while not self._stopping:
-            self._delivery_wakeup.clear()
-            now = time.monotonic()
-            due = []
-            seen_booking: set[str] = set()
-            for b, e in self.pending_events():
-                if b.ota_booking_id in seen_booking:
-                    continue  # one event of a booking at a time, in order
-                seen_booking.add(b.ota_booking_id)
-                if backoff.get((b.ota_booking_id, e.revision), 0) <= now:
-                    due.append((b, e))
-            for b, e in due:
-                e.attempts += 1
-                try:
-                    ok = await self.deliver(b, e)
-                    e.last_error = None if ok else "the receiver did not accept it"
-                except Exception as exc:  # network errors: retry later
-                    ok = False
-                    e.last_error = f"{exc.__class__.__name__}: {exc}"
-                if ok:
-                    e.state = "acknowledged"
-                    backoff.pop((b.ota_booking_id, e.revision), None)
-                else:
-                    delay = min(0.2 * 2 ** min(e.attempts, 6), 10.0)
-                    backoff[(b.ota_booking_id, e.revision)] = time.monotonic() + delay
+        inflight: dict[str, asyncio.Task] = {}
+
+        async def one(b: SandboxBooking, e: BookingEvent) -> None:
+            e.attempts += 1
             try:
-                wait = 0.05 if due else 0.5
-                await asyncio.wait_for(self._delivery_wakeup.wait(), timeout=wait)
-            except asyncio.TimeoutError:
-                pass
+                ok = await self.deliver(b, e)
+                e.last_error = None if ok else "the receiver did not accept it"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # network errors: retry later
+                ok = False
+                e.last_error = f"{exc.__class__.__name__}: {exc}"
+            if ok:
+                e.state = "acknowledged"
+                backoff.pop((b.ota_booking_id, e.revision), None)
+            else:
+                delay = min(0.2 * 2 ** min(e.attempts, 6), 10.0)
+                backoff[(b.ota_booking_id, e.revision)] = time.monotonic() + delay
+
+        def ended(oid: str):
+            def cb(_t: asyncio.Task) -> None:
+                inflight.pop(oid, None)
+                self._delivery_wakeup.set()  # its next event, or another booking's, may go
+            return cb
+
+        try:
+            while not self._stopping:
+                self._delivery_wakeup.clear()
+                now = time.monotonic()
+                due = 0
+                seen_booking: set[str] = set()
+                for b, e in self.pending_events():
+                    oid = b.ota_booking_id
+                    if oid in seen_booking or oid in inflight:
+                        continue  # one event of a booking at a time, in order
+                    seen_booking.add(oid)
+                    if backoff.get((oid, e.revision), 0) > now:
+                        continue
+                    if len(inflight) >= self.delivery_concurrency:
+                        break
+                    t = asyncio.create_task(one(b, e), name=f"{self.name}-deliver-{oid}")
+                    inflight[oid] = t
+                    t.add_done_callback(ended(oid))
+                    due += 1
+                try:
+                    await asyncio.wait_for(self._delivery_wakeup.wait(), timeout=0.05 if due else 0.5)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            for t in list(inflight.values()):
+                t.cancel()
+            if inflight:
+                await asyncio.wait(set(inflight.values()), timeout=5)
 
     # ---- faults ---------------------------------------------------------------------
     def malformed(self) -> bool:
@@ -416,7 +455,13 @@ class Sandbox:
         return await handler(request)
 
     async def _h_state(self, request: web.Request) -> web.Response:
-        return web.json_response(self.state(request.query.get("hotel")))
+        q = request.query
+        try:
+            day = date.fromisoformat(q["date"]) if q.get("date") else None
+        except ValueError:
+            return web.json_response({"error": f"date {q['date'][:40]!r} is not YYYY-MM-DD"}, status=400)
+        return web.json_response(self.state(q.get("hotel"), room=q.get("room"), rate=q.get("rate"), day=day,
+                                            times=q.get("times") == "1"))
 
     async def _h_inject(self, request: web.Request) -> web.Response:
         try:
