@@ -112,6 +112,8 @@ class Daemon:
         self._ready = False  # start() finished
         self._stop_requested: str | None = None  # SIGTERM/SIGINT that came during start()
         self._watch_task: asyncio.Task | None = None
+        self._clock_task: asyncio.Task | None = None
+        self.clock_guard = None  # channelmgr.clockguard.ClockGuard, made with the scheduler
         self._drift_tasks: dict[str, asyncio.Task] = {}  # a drift round per read-back channel
         self._stopped = asyncio.Event()
         self._push_settings = push_settings
@@ -368,6 +370,24 @@ class Daemon:
             asyncio.get_running_loop().create_task(self._guard(self.demo.seed_ledger(), "demo-seed"))
         sch.start()
         self.scheduler = sch
+        from channelmgr.clockguard import ClockGuard
+
+        self.clock_guard = ClockGuard(self._clock_stepped_back)
+        self._clock_task = asyncio.get_running_loop().create_task(self.clock_guard.run(), name="clock-guard")
+
+    def _clock_stepped_back(self, seconds: float) -> None:
+        """The wall clock went back: APScheduler's interval jobs (pulls, flush, watchdog, the
+        desk scan) were planned on the later time and would wait for it; plan them for now.
+        Cron jobs (the nightly full sync, the daily checks) keep their next wall-clock time."""
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        if self.scheduler is None or self._stopped.is_set():
+            return
+        now = datetime.now(timezone.utc)
+        for job in self.scheduler.get_jobs():
+            if isinstance(job.trigger, IntervalTrigger):
+                job.modify(next_run_time=now)
+        self.wake_all()
 
     async def _start_reloader(self) -> None:
         try:
@@ -540,6 +560,8 @@ class Daemon:
             self.scheduler.shutdown(wait=False)
         if self._watch_task:
             self._watch_task.cancel()
+        if self._clock_task:
+            self._clock_task.cancel()
         await asyncio.gather(*(cancel_and_wait(t) for t in self._drift_tasks.values()))
         # every step bounded: one that hangs (a handler stuck behind the database, a driver's
         # close) is logged and left, and the stop goes on, so SIGTERM always ends the process
