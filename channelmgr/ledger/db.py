@@ -176,24 +176,44 @@ class Database:
 
         @event.listens_for(sync_engine, "begin")
         def _on_begin(conn):  # pragma: no cover
-            if conn.get_execution_options().get("channelmgr_readonly"):
+            opts = conn.get_execution_options()
+            if opts.get("channelmgr_readonly"):
                 conn.exec_driver_sql("BEGIN")
-            else:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            # a write that need not survive a power cut (a claim, a settle, the sync log)
+            # commits without its own fsync; the next durable commit's fsync of the WAL
+            # covers it, so nothing durable ever depends on a lost one (see Database.write)
+            want = "NORMAL" if opts.get("channelmgr_durable") is False else "FULL"
+            info = conn.connection.info
+            if info.get("channelmgr_synchronous") != want:
+                conn.exec_driver_sql(f"PRAGMA synchronous={want}")
+                info["channelmgr_synchronous"] = want
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-    async def write(self, fn: Callable[[AsyncConnection], Awaitable[T]], *, attempts: int = 8) -> T:
-        """Run ``fn`` in one write transaction, retrying it on a lock conflict."""
+    async def write(self, fn: Callable[[AsyncConnection], Awaitable[T]], *, attempts: int = 8,
+                    durable: bool = True) -> T:
+        """Run ``fn`` in one write transaction, retrying it on a lock conflict.
+
+        ``durable=False`` (SQLite): the commit survives a crash of the process but not
+        necessarily a power cut (``synchronous=NORMAL``: no fsync of its own), for writes that
+        are redone or harmless when lost: push claims and settles (a lost one is pushed
+        again), the sync log and channel status. Bookings, ARI, mappings and everything else
+        are durable (``synchronous=FULL``), and their fsync of the WAL makes every earlier
+        commit durable too. On PostgreSQL every commit is durable."""
         delay = 0.02
         for attempt in range(1, attempts + 1):
             try:
                 async with self._writer():
-                    async with self.engine.begin() as conn:
-                        held_from = time.monotonic()  # BEGIN (IMMEDIATE) done: the write lock is ours
-                        try:
-                            result = await fn(conn)
-                        except BaseException:
-                            self._held(held_from, fn, failed=True)
-                            raise
+                    async with self.engine.connect() as conn:
+                        if not durable and self.dialect == "sqlite":
+                            conn = await conn.execution_options(channelmgr_durable=False)
+                        async with conn.begin():
+                            held_from = time.monotonic()  # BEGIN (IMMEDIATE) done: the write lock is ours
+                            try:
+                                result = await fn(conn)
+                            except BaseException:
+                                self._held(held_from, fn, failed=True)
+                                raise
                     self._held(held_from, fn)  # body and COMMIT
                 return result
             except (OperationalError, DBAPIError) as e:

@@ -126,7 +126,9 @@ class Ledger:
 
     # ---- shared pieces ---------------------------------------------------------------
     @staticmethod
-    async def catalog(conn: AsyncConnection, property_code: str) -> Catalog:
+    async def catalog(conn: AsyncConnection, property_code: str, *, channels: bool = True) -> Catalog:
+        """A property with its active room types and rate plans (and, unless ``channels`` is
+        False, the channels it is listed on)."""
         prop = (await conn.execute(select(m.properties).where(m.properties.c.code == property_code))).first()
         if prop is None:
             raise LedgerError(f"there is no property '{property_code}' (declare it in mappings/)")
@@ -135,7 +137,8 @@ class Ledger:
         rps = (await conn.execute(select(m.rate_plans).where(
             m.rate_plans.c.property_id == prop.id, m.rate_plans.c.active.is_(True)))).all()
         chans = (await conn.execute(select(m.property_channels.c.channel).where(
-            m.property_channels.c.property_id == prop.id).order_by(m.property_channels.c.channel))).scalars().all()
+            m.property_channels.c.property_id == prop.id).order_by(m.property_channels.c.channel))).scalars().all() \
+            if channels else []
         return Catalog(prop, {r.code: r for r in rts}, {r.code: r for r in rps}, list(chans))
 
     @staticmethod
@@ -881,7 +884,7 @@ class Ledger:
         from channelmgr.mapping.derive import RateNight, Snapshot
 
         async def q(conn: AsyncConnection) -> Snapshot:
-            cat = await self.catalog(conn, property_code)
+            cat = await self.catalog(conn, property_code, channels=False)
             pid = cat.property.id
             rt_code = {r.id: r.code for r in cat.room_types.values()}
             rp_code = {r.id: r.code for r in cat.rate_plans.values()}

@@ -197,6 +197,14 @@ class PushWorker:
         self._inflight: dict[asyncio.Task, int] = {}  # property pushes in flight -> property id
         self._next_due: float | None = None  # a coalescing burst to look at again (monotonic)
         self._bursts: dict[int, tuple[int, float, float]] = {}  # property -> (top id, grew at, first seen)
+        # what the last claim saw (issue 13: a look at the outbox is two statements, and every
+        # push used to cost five of them): ``_more``, it stopped at its scan limit, so another
+        # look may find more at once; ``_deferred``, it left pending rows for a reason a
+        # push's end removes (the cell or property in flight, every slot taken)
+        self._more = False
+        self._deferred = False
+        self._codes: dict[int, str] = {}  # property id -> code (an id's code never changes)
+        self._catalog_ids: dict[int, dict[str, dict[int, str]]] = {}  # property id -> room/rate ids -> codes
 
     # ---- the loop ---------------------------------------------------------------------
     async def run(self) -> None:
@@ -216,7 +224,7 @@ class PushWorker:
                     raise
                 except Exception as e:  # never let one bad batch stop the channel
                     log.error("push step failed", channel=self.ch.name, error=f"{e.__class__.__name__}: {e}")
-                if launched and len(self._inflight) < self.s.property_concurrency:
+                if launched and self._more and len(self._inflight) < self.s.property_concurrency:
                     await asyncio.sleep(0)  # let the new pushes start; then look for more work
                     continue
                 timeout = self.s.flush_interval
@@ -255,7 +263,8 @@ class PushWorker:
 
     def _ended(self, t: asyncio.Task) -> None:
         self._inflight.pop(t, None)
-        self.ch.wakeup.set()  # a slot is free
+        if self._deferred or self._more:  # a slot is free, or a cell it held: what waited for it may go
+            self.ch.wakeup.set()
 
     async def _push_guarded(self, pid: int, full: bool, group: list[Any], ms: MappingSet | None) -> None:
         try:
@@ -345,12 +354,15 @@ class PushWorker:
             return claimed, cand
 
         claimed, cand = await self.db.read(look)
+        self._more = len(cand) >= scan
+        self._deferred = False
         if not cand:
             self._next_due = None
             return []
         by_prop: dict[tuple[int, bool], list[Any]] = {}
         for r in cand:
             if r.cell in claimed:
+                self._deferred = True  # its cell's push is in flight: after it settles
                 continue
             by_prop.setdefault((r.property_id, r.kind == "full"), []).append(r)
         mono = time.monotonic()
@@ -360,10 +372,13 @@ class PushWorker:
         for (pid, full), rs in by_prop.items():
             urgent = [r for r in rs if r.priority == 0]
             if taken >= slots or len(ids) >= self.s.claim_batch:
+                self._deferred = True  # the rest when a slot is free
                 if not urgent:  # in (priority, id) order: no closure after this one either
                     break
                 rs = urgent  # every slot is taken: closures still go, on their own
             elif pid in busy:  # its push is in flight: only closures overtake it
+                if len(urgent) < len(rs):
+                    self._deferred = True
                 rs = urgent
             elif not urgent and not full and len(rs) >= self.s.coalesce_cells:
                 # a burst: by this worker's own clock (a large change's transaction may take
@@ -386,6 +401,8 @@ class PushWorker:
                 room = 2 * self.s.claim_batch - len(ids)
                 if room <= 0:
                     break
+            if len(rs) > room:
+                self._deferred = True
             ids.extend(r.id for r in rs[:room])
             taken += 1
         self._next_due = next_due
@@ -407,7 +424,7 @@ class PushWorker:
         got: list[Any] = []
         # short writes (the write lock is everyone's): a few hundred rows each
         for chunk in _id_chunks(ids, self.s.write_chunk):
-            got.extend(await self.db.write(tx_for(chunk)))
+            got.extend(await self.db.write(tx_for(chunk), durable=False))  # lost: claimed again
         return sorted(got, key=lambda r: r.id)
 
     async def release(self, *, stale_only: bool) -> int:
@@ -486,7 +503,9 @@ class PushWorker:
             hi = min(hi, today + timedelta(days=self.s.horizon_days - 1))
             outside_why = (f"outside {self.ch.name}'s window {lo}..{hi} "
                            f"({caps.window.describe()}); not sent")
-            ids = await self._catalog_codes(property_id)
+            ids = await self._catalog_codes(property_id, (
+                {r.room_type_id for r in rows if r.room_type_id is not None},
+                {r.rate_plan_id for r in rows if r.rate_plan_id is not None}))
             keyed: dict[tuple, set[int]] = {}
             outside = 0
             skipped: dict[int, str] = {}
@@ -729,7 +748,7 @@ class PushWorker:
 
         # the done rows in short writes of their own; the rest (rare) in one
         for chunk in _id_chunks(done, self.s.write_chunk):
-            await self.db.write(done_tx(chunk))
+            await self.db.write(done_tx(chunk), durable=False)  # lost in a power cut: pushed again
 
         async def tx(conn):
             by_why: dict[str, list[int]] = {}
@@ -773,7 +792,15 @@ class PushWorker:
             log.error("pushes dead-lettered", channel=self.ch.name, rows=len(dead), reason=dead[0][1])
 
     # ---- helpers --------------------------------------------------------------------
-    async def _catalog_codes(self, property_id: int) -> dict[str, dict[int, str]]:
+    async def _catalog_codes(self, property_id: int, need: tuple[set[int], set[int]] = (set(), set())
+                             ) -> dict[str, dict[int, str]]:
+        """A property's room type and rate plan ids -> codes. A row's code never changes, so
+        they are kept; read again when a row of ``need`` (room type ids, rate plan ids) is
+        not among them (one added since)."""
+        got = self._catalog_ids.get(property_id)
+        if got is not None and need[0] <= got["rt"].keys() and need[1] <= got["rp"].keys():
+            return got
+
         async def q(conn):
             rts = (await conn.execute(select(m.room_types.c.id, m.room_types.c.code).where(
                 m.room_types.c.property_id == property_id))).all()
@@ -781,13 +808,27 @@ class PushWorker:
                 m.rate_plans.c.property_id == property_id))).all()
             return {"rt": dict(rts), "rp": dict(rps)}
 
-        return await self.db.read(q)
+        got = await self.db.read(q)
+        if len(self._catalog_ids) > 50_000:
+            self._catalog_ids.clear()
+        self._catalog_ids[property_id] = got
+        return got
 
     async def _property_code(self, property_id: int) -> str | None:
+        """A property's code (kept: an id's code never changes)."""
+        code = self._codes.get(property_id)
+        if code is not None:
+            return code
+
         async def q(conn):
             return (await conn.execute(select(m.properties.c.code).where(m.properties.c.id == property_id))).scalar()
 
-        return await self.db.read(q)
+        code = await self.db.read(q)
+        if code is not None:
+            if len(self._codes) > 50_000:
+                self._codes.clear()
+            self._codes[property_id] = code
+        return code
 
     async def _status(self, *, success: bool = False, error: str | None = None) -> None:
         now = time.monotonic()

@@ -172,7 +172,7 @@ class SyncLog:
         async def tx(conn):
             await conn.execute(m.sync_log.insert(), rows)
 
-        await self.db.write(tx)
+        await self.db.write(tx, durable=False)  # a power cut may lose the last rows, never a booking
 
     async def flush(self, timeout: float = 10.0) -> None:
         """Wait until every recorded row is written."""
@@ -213,4 +213,4 @@ class SyncLog:
                                           **{k: v for k, v in values.items() if k != "breaker"})
                                .on_conflict_do_update(index_elements=["channel"], set_=values))
 
-        await self.db.write(tx)
+        await self.db.write(tx, durable=False)  # a power cut may lose the last update, never a booking

@@ -58,3 +58,26 @@ def test_urls_and_their_passwords():
     assert async_url("postgresql://u:p@h:5432/d") == "postgresql+asyncpg://u:p@h:5432/d"
     assert redact_url("postgresql://u:secret@h:5432/d") == "postgresql://u:***@h:5432/d"
     assert "secret" not in redact_url("postgresql+asyncpg://admin:secret@db.example/ledger")
+
+
+async def test_a_write_that_may_be_redone_skips_its_own_fsync_and_a_booking_never_does(db):
+    """SQLite: ``durable=False`` (push claims and settles, the sync log) commits with
+    synchronous=NORMAL; every other write, before and after it on the same pooled
+    connection, with FULL, whose fsync of the WAL makes the earlier commits durable too."""
+    from sqlalchemy import text
+
+    async def level(conn):
+        return (await conn.execute(text("PRAGMA synchronous"))).scalar()
+
+    if db.dialect != "sqlite":  # every commit durable; the flag is accepted and changes nothing
+        async def setting(conn):
+            return (await conn.execute(text("SHOW synchronous_commit"))).scalar()
+
+        assert await db.write(setting, durable=False) == await db.write(setting) == "on"
+        return
+    full, normal = 2, 1
+    assert await db.write(level) == full
+    assert await db.write(level, durable=False) == normal
+    assert await db.write(level) == full
+    assert await db.write_grouped(level) == full
+    assert await db.read(level) in (full, normal)  # a read commits nothing
