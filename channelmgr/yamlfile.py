@@ -82,6 +82,10 @@ if _CParser is not None:
             self.comment_handling = None
             VersionedResolver.__init__(self, loadumper=self)
 
+        # no %YAML directive reaches this loader (see _load_fast): YAML 1.2, as the pure
+        # parser reads such a file; looked up once, not through three attributes per scalar
+        processing_version = (1, 2)
+
 
 def _load_fast(text: str) -> Any:
     """The tree through libyaml, or ``_SLOW`` when only the pure parser can say (any error, so

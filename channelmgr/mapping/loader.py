@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 import pydantic
 
 from channelmgr import yamlfile
-from channelmgr.mapping.model import MappingSet, PropertyMapping, fingerprint
+from channelmgr.mapping.model import Interner, MappingSet, PropertyMapping, fingerprint
 from channelmgr.mapping.schema import RESTRICTIONS, MappingFile
 from channelmgr.money import exponent
 from channelmgr.yamlfile import Problem, YamlFileError
@@ -494,9 +494,18 @@ class CheckResult:
         return MappingSet(props, fingerprint(self.texts), {Path(p).name: t for p, t in self.texts.items()})
 
 
-def check_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None = None) -> CheckResult:
-    """Files given as {path shown in messages: text}, checked one by one and together."""
+def check_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None = None, *,
+                unchanged: MappingSet | None = None) -> CheckResult:
+    """Files given as {path shown in messages: text}, checked one by one and together.
+
+    With ``unchanged`` (the set in force), a file whose text is the one that set validated
+    is not parsed again: its mapping is taken as it is (issue 13: a reload of 10,000 files
+    for one edit parsed all of them); the checks across files are made on every file. Its
+    warnings are not given again (``mappings check`` passes no set). Parts equal across
+    files are shared (``Interner``); no parsed YAML tree is kept: a position needed for a
+    problem across files is found by parsing that one file again."""
     result = CheckResult(texts=dict(texts))
+    intern = Interner()
     props: dict[str, str] = {}
     hotels: dict[tuple[str, str], str] = {}
     names: dict[str, str] = {}
@@ -507,13 +516,18 @@ def check_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None 
                                                        f"({names[name]}); file names must differ"))
             continue
         names[name] = path
-        pm, file_problems, file_warnings, tree = check_file_with_warnings(path, text, capabilities_for)
-        result.problems.extend(file_problems)
-        result.warnings.extend(file_warnings)
+        pm = unchanged.unchanged(path, text) if unchanged is not None else None
+        tree: Any = None
         if pm is None:
-            continue
+            pm, file_problems, file_warnings, tree = check_file_with_warnings(path, text, capabilities_for)
+            result.problems.extend(file_problems)
+            result.warnings.extend(file_warnings)
+            if pm is None:
+                continue
+            pm = PropertyMapping(pm.source, intern(pm.file))
+        tree_of = (lambda tree=tree, path=path, text=text: tree if tree is not None else yamlfile.load(path, text))
         if pm.code in props:
-            line, col = yamlfile.position(tree, ("property", "code"))
+            line, col = yamlfile.position(tree_of(), ("property", "code"))
             result.problems.append(Problem(path, line, col, f"property '{pm.code}' is also declared in "
                                                             f"{props[pm.code]}; one file per property"))
             continue
@@ -521,7 +535,7 @@ def check_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None 
         for ch_name, ch in pm.file.channels.items():
             other = hotels.get((ch_name, ch.hotel_id))
             if other is not None:
-                line, col = yamlfile.position(tree, ("channels", ch_name, "hotel_id"))
+                line, col = yamlfile.position(tree_of(), ("channels", ch_name, "hotel_id"))
                 result.problems.append(Problem(path, line, col, f"{ch_name} hotel id {ch.hotel_id} is already "
                                                                 f"used by property {other}"))
                 clash = True
@@ -536,9 +550,10 @@ def check_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None 
     return result
 
 
-def load_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None = None) -> MappingSet:
+def load_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None = None, *,
+               unchanged: MappingSet | None = None) -> MappingSet:
     """A MappingSet from texts in hand (a recorded version, a preview); YamlFileError lists all problems."""
-    return check_texts(texts, capabilities_for).mapping_set()
+    return check_texts(texts, capabilities_for, unchanged=unchanged).mapping_set()
 
 
 def check_paths(paths: Iterable[str | Path] | str | Path,
