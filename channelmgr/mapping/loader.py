@@ -494,6 +494,42 @@ class CheckResult:
         return MappingSet(props, fingerprint(self.texts), {Path(p).name: t for p, t in self.texts.items()})
 
 
+# Issue 13: a start parses every file. In worker processes when there are many (and the
+# adapters' own capabilities are checked against, which a worker can load itself): the cores
+# share the parsing, and the parse trees' garbage never enters the daemon's heap (parsed in
+# the daemon, 10,000 files left it hundreds of MB larger than the mappings they made).
+POOL_MIN_FILES = 400
+POOL_CHUNK = 250
+
+
+def _check_chunk(items: list[tuple[str, str]]) -> list[tuple[str, PropertyMapping | None, list[Problem],
+                                                              list[Problem]]]:
+    """In a worker: each file checked alone; no tree goes back (positions are found again on demand)."""
+    intern = Interner()
+    out = []
+    for path, text in items:
+        pm, problems, warnings, _ = check_file_with_warnings(path, text, None)
+        out.append((path, PropertyMapping(pm.source, intern(pm.file)) if pm is not None else None,
+                    problems, warnings))
+    return out
+
+
+def _check_in_workers(todo: list[tuple[str, str]]) -> dict[str, tuple] | None:
+    """{path: (pm, problems, warnings)} from a pool of worker processes, or None when a pool
+    cannot be had here (then the caller parses in this process)."""
+    import concurrent.futures
+    import multiprocessing
+    import os
+
+    workers = max(1, min(os.cpu_count() or 1, 4, len(todo) // POOL_CHUNK + 1))
+    chunks = [todo[i:i + POOL_CHUNK] for i in range(0, len(todo), POOL_CHUNK)]
+    try:
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+            return {path: rest for chunk in ex.map(_check_chunk, chunks) for path, *rest in chunk}
+    except Exception:  # no processes allowed, a worker killed: parse here instead
+        return None
+
+
 def check_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None = None, *,
                 unchanged: MappingSet | None = None) -> CheckResult:
     """Files given as {path shown in messages: text}, checked one by one and together.
@@ -505,7 +541,12 @@ def check_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None 
     files are shared (``Interner``); no parsed YAML tree is kept: a position needed for a
     problem across files is found by parsing that one file again."""
     result = CheckResult(texts=dict(texts))
-    intern = Interner()
+    pooled: dict[str, tuple] = {}
+    if capabilities_for in (None, registry_capabilities):
+        todo = [(path, text) for path, text in texts.items()
+                if unchanged is None or unchanged.unchanged(path, text) is None]
+        if len(todo) >= POOL_MIN_FILES:
+            pooled = _check_in_workers(todo) or {}
     props: dict[str, str] = {}
     hotels: dict[tuple[str, str], str] = {}
     names: dict[str, str] = {}
@@ -519,12 +560,14 @@ def check_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None 
         pm = unchanged.unchanged(path, text) if unchanged is not None else None
         tree: Any = None
         if pm is None:
-            pm, file_problems, file_warnings, tree = check_file_with_warnings(path, text, capabilities_for)
+            if path in pooled:
+                pm, file_problems, file_warnings = pooled.pop(path)
+            else:
+                pm, file_problems, file_warnings, tree = check_file_with_warnings(path, text, capabilities_for)
             result.problems.extend(file_problems)
             result.warnings.extend(file_warnings)
             if pm is None:
                 continue
-            pm = PropertyMapping(pm.source, intern(pm.file))
         tree_of = (lambda tree=tree, path=path, text=text: tree if tree is not None else yamlfile.load(path, text))
         if pm.code in props:
             line, col = yamlfile.position(tree_of(), ("property", "code"))

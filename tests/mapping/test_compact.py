@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from channelmgr.mapping import load_mappings
+from channelmgr.mapping.loader import _check_chunk
 from channelmgr.mapping.model import Interner, Texts
 from channelmgr.mapping.schema import PriceRule
 from tests.mapping.conftest import col_of, edit, line_of, shipped_text
@@ -27,13 +28,32 @@ def other_hotel(text: str) -> str:
 def test_equal_parts_of_files_are_one_object_and_texts_are_kept_whole(mappings_dir: Path):
     (mappings_dir / "two.yaml").write_text(other_hotel(shipped_text()), encoding="utf-8")
     ms = load_mappings(mappings_dir)
-    a, b = ms.get("SHA-BUND"), ms.get("SHA-TWO")
+    assert ms.files["two.yaml"] == (mappings_dir / "two.yaml").read_text(encoding="utf-8")
+    assert dict(ms.files) == {p.name: p.read_text(encoding="utf-8") for p in mappings_dir.iterdir()}
+    # what a worker process sends back for a chunk of files (a start with many files)
+    (_, a, _, _), (_, b, _, _) = _check_chunk([(str(p), p.read_text(encoding="utf-8"))
+                                               for p in sorted(mappings_dir.iterdir())])
     assert a.file.room_types is b.file.room_types  # the same room types: one tuple of models
     assert a.file.channels["booking"].price is b.file.channels["booking"].price
     assert a.file.channels["booking"] is not b.file.channels["booking"]  # other hotel ids
     assert a.file.channels["booking"].hotel_id == "2846731" and b.file.channels["booking"].hotel_id == "2846799"
-    assert ms.files["two.yaml"] == (mappings_dir / "two.yaml").read_text(encoding="utf-8")
-    assert dict(ms.files) == {p.name: p.read_text(encoding="utf-8") for p in mappings_dir.iterdir()}
+    assert a == ms.get("SHA-BUND") and b == ms.get("SHA-TWO")
+
+
+def test_many_files_are_checked_in_worker_processes_with_the_same_result(tmp_path: Path, monkeypatch):
+    import channelmgr.mapping.loader as loader
+
+    (tmp_path / "sha-bund.yaml").write_text(shipped_text(), encoding="utf-8")
+    (tmp_path / "two.yaml").write_text(other_hotel(shipped_text()), encoding="utf-8")
+    (tmp_path / "broken.yaml").write_text(edit(other_hotel(shipped_text()), "code: SHA-TWO", "code: SHA-3")
+                                          .replace("physical_rooms: 60", "physical_rooms: many", 1), encoding="utf-8")
+    here = loader.check_paths(tmp_path)
+    monkeypatch.setattr(loader, "POOL_MIN_FILES", 2)
+    monkeypatch.setattr(loader, "POOL_CHUNK", 2)
+    pooled = loader.check_paths(tmp_path)
+    assert pooled.problems == here.problems
+    assert any("physical_rooms" in p.message and p.line == 20 for p in pooled.problems)  # at its line:col
+    assert pooled.properties == here.properties
 
 
 def test_parts_written_differently_are_not_shared():
