@@ -109,8 +109,16 @@ async def settle(b, args) -> dict:
     import psutil
 
     b.daemon = psutil.Process(b.spawn("run").pid)
+    spy = None
+    if args.profile_startup:  # py-spy on the daemon from its start until it answers /health
+        spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(b.daemon.pid),
+                                "--format", "raw", "-o", args.profile_startup, "--nonblocking", "--subprocesses"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     await b.wait_http(f"http://127.0.0.1:{b.port}/health", timeout=900)
     started = time.monotonic() - t0
+    if spy is not None:
+        spy.send_signal(2)  # SIGINT: py-spy writes what it has and ends
+        spy.wait(60)
     print(f"  daemon answered /health after {started:.1f} s (loading {args.properties} mapping files)", flush=True)
     db = Database(ledger_url(b))
     marked = 0
@@ -239,6 +247,7 @@ def main() -> None:
     bf.add_db_args(ap)
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     ap.add_argument("--profile", help="write a py-spy profile (raw, collapsed stacks) of the first run here")
+    ap.add_argument("--profile-startup", help="write a py-spy profile of the daemon's start-up (until /health) here")
     args = ap.parse_args()
     results = {}
     for name, url in bf.db_targets(args):

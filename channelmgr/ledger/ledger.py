@@ -203,6 +203,7 @@ class Ledger:
             journal: list[dict[str, Any]] = []
             outbox_rows = 0
             for spec in specs:
+                first_row = len(journal)  # this property's journal rows are journal[first_row:]
                 prop = (await conn.execute(select(m.properties).where(m.properties.c.code == spec.code))).first()
                 values = {"name": spec.name, "timezone": spec.timezone, "currency": spec.currency, "active": True}
                 if prop is None:
@@ -301,7 +302,9 @@ class Ledger:
                             status="skipped", last_error="the channel was disabled or unlisted before this was sent"))
                 # a new listing or a changed catalog: every channel re-sends the whole property
                 # (one 'full' outbox row a channel, expanded by the push worker)
-                changed_here = any(j["property_id"] == pid and j["entity"] != "listing" for j in journal)
+                # (only this property's rows: scanning the whole list made a first start with
+                # 10,000 properties quadratic, minutes of it; issue 13)
+                changed_here = any(j["entity"] != "listing" for j in journal[first_row:])
                 resend = sorted(new_channels) if (changed_here or physical_changed) else sorted(new_channels - old_channels)
                 if resend:  # a channel newly listed (or enabled again) gets everything it must hold
                     outbox_rows += await self.enqueue(conn, pid, resend, [("full", None, None, None)], cid, now)

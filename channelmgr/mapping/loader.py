@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 import pydantic
 
 from channelmgr import yamlfile
-from channelmgr.mapping.model import MappingSet, PropertyMapping, fingerprint
+from channelmgr.mapping.model import Interner, MappingSet, PropertyMapping, fingerprint
 from channelmgr.mapping.schema import RESTRICTIONS, MappingFile
 from channelmgr.money import exponent
 from channelmgr.yamlfile import Problem, YamlFileError
@@ -494,9 +494,59 @@ class CheckResult:
         return MappingSet(props, fingerprint(self.texts), {Path(p).name: t for p, t in self.texts.items()})
 
 
-def check_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None = None) -> CheckResult:
-    """Files given as {path shown in messages: text}, checked one by one and together."""
+# Issue 13: a start parses every file. In worker processes when there are many (and the
+# adapters' own capabilities are checked against, which a worker can load itself): the cores
+# share the parsing, and the parse trees' garbage never enters the daemon's heap (parsed in
+# the daemon, 10,000 files left it hundreds of MB larger than the mappings they made).
+POOL_MIN_FILES = 400
+POOL_CHUNK = 250
+
+
+def _check_chunk(items: list[tuple[str, str]]) -> list[tuple[str, PropertyMapping | None, list[Problem],
+                                                              list[Problem]]]:
+    """In a worker: each file checked alone; no tree goes back (positions are found again on demand)."""
+    intern = Interner()
+    out = []
+    for path, text in items:
+        pm, problems, warnings, _ = check_file_with_warnings(path, text, None)
+        out.append((path, PropertyMapping(pm.source, intern(pm.file)) if pm is not None else None,
+                    problems, warnings))
+    return out
+
+
+def _check_in_workers(todo: list[tuple[str, str]]) -> dict[str, tuple] | None:
+    """{path: (pm, problems, warnings)} from a pool of worker processes, or None when a pool
+    cannot be had here (then the caller parses in this process)."""
+    import concurrent.futures
+    import multiprocessing
+    import os
+
+    workers = max(1, min(os.cpu_count() or 1, 4, len(todo) // POOL_CHUNK + 1))
+    chunks = [todo[i:i + POOL_CHUNK] for i in range(0, len(todo), POOL_CHUNK)]
+    try:
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+            return {path: rest for chunk in ex.map(_check_chunk, chunks) for path, *rest in chunk}
+    except Exception:  # no processes allowed, a worker killed: parse here instead
+        return None
+
+
+def check_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None = None, *,
+                unchanged: MappingSet | None = None) -> CheckResult:
+    """Files given as {path shown in messages: text}, checked one by one and together.
+
+    With ``unchanged`` (the set in force), a file whose text is the one that set validated
+    is not parsed again: its mapping is taken as it is (issue 13: a reload of 10,000 files
+    for one edit parsed all of them); the checks across files are made on every file. Its
+    warnings are not given again (``mappings check`` passes no set). Parts equal across
+    files are shared (``Interner``); no parsed YAML tree is kept: a position needed for a
+    problem across files is found by parsing that one file again."""
     result = CheckResult(texts=dict(texts))
+    pooled: dict[str, tuple] = {}
+    if capabilities_for in (None, registry_capabilities):
+        todo = [(path, text) for path, text in texts.items()
+                if unchanged is None or unchanged.unchanged(path, text) is None]
+        if len(todo) >= POOL_MIN_FILES:
+            pooled = _check_in_workers(todo) or {}
     props: dict[str, str] = {}
     hotels: dict[tuple[str, str], str] = {}
     names: dict[str, str] = {}
@@ -507,13 +557,20 @@ def check_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None 
                                                        f"({names[name]}); file names must differ"))
             continue
         names[name] = path
-        pm, file_problems, file_warnings, tree = check_file_with_warnings(path, text, capabilities_for)
-        result.problems.extend(file_problems)
-        result.warnings.extend(file_warnings)
+        pm = unchanged.unchanged(path, text) if unchanged is not None else None
+        tree: Any = None
         if pm is None:
-            continue
+            if path in pooled:
+                pm, file_problems, file_warnings = pooled.pop(path)
+            else:
+                pm, file_problems, file_warnings, tree = check_file_with_warnings(path, text, capabilities_for)
+            result.problems.extend(file_problems)
+            result.warnings.extend(file_warnings)
+            if pm is None:
+                continue
+        tree_of = (lambda tree=tree, path=path, text=text: tree if tree is not None else yamlfile.load(path, text))
         if pm.code in props:
-            line, col = yamlfile.position(tree, ("property", "code"))
+            line, col = yamlfile.position(tree_of(), ("property", "code"))
             result.problems.append(Problem(path, line, col, f"property '{pm.code}' is also declared in "
                                                             f"{props[pm.code]}; one file per property"))
             continue
@@ -521,7 +578,7 @@ def check_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None 
         for ch_name, ch in pm.file.channels.items():
             other = hotels.get((ch_name, ch.hotel_id))
             if other is not None:
-                line, col = yamlfile.position(tree, ("channels", ch_name, "hotel_id"))
+                line, col = yamlfile.position(tree_of(), ("channels", ch_name, "hotel_id"))
                 result.problems.append(Problem(path, line, col, f"{ch_name} hotel id {ch.hotel_id} is already "
                                                                 f"used by property {other}"))
                 clash = True
@@ -536,9 +593,10 @@ def check_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None 
     return result
 
 
-def load_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None = None) -> MappingSet:
+def load_texts(texts: dict[str, str], capabilities_for: CapabilitiesFor | None = None, *,
+               unchanged: MappingSet | None = None) -> MappingSet:
     """A MappingSet from texts in hand (a recorded version, a preview); YamlFileError lists all problems."""
-    return check_texts(texts, capabilities_for).mapping_set()
+    return check_texts(texts, capabilities_for, unchanged=unchanged).mapping_set()
 
 
 def check_paths(paths: Iterable[str | Path] | str | Path,

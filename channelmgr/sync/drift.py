@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from channelmgr import dates
 from channelmgr.ledger import models as m
@@ -42,6 +42,11 @@ if TYPE_CHECKING:  # pragma: no cover
 log = structlog.get_logger("channelmgr.drift")
 
 FRESH_SALE_SECONDS = 60.0
+# issue 13: the read-back channels (Booking.com, Meituan) go through the properties in the
+# same order at the same pace, so each property's ledger snapshot (seven queries) is taken
+# for one and used again by the other, when the ledger has not changed since (the highest
+# journal id: every ledger change writes one) and it is at most this old
+SNAPSHOT_SHARE_SECONDS = 5.0
 
 
 def _drops(daemon: "Daemon") -> dict[tuple, float]:
@@ -58,7 +63,7 @@ async def _compare(daemon: "Daemon", channel: str, pm: Any, today, end) -> list[
     caps = chrt.adapter.capabilities
     ch = pm.channel(channel)
     held = await chrt.adapter.read_back(ch.hotel_id, today, end)
-    snap = await daemon.rt.ledger.snapshot(pm.code, today, end)
+    snap = await _snapshot(daemon, pm.code, today, end)
     want = derive(pm, channel, snap, all_keys(pm, channel, dates.days(today, end)), today=today,
                   supported=caps.restrictions, inventory_level=caps.inventory_level)
     have = {}
@@ -80,6 +85,31 @@ async def _compare(daemon: "Daemon", channel: str, pm: Any, today, end) -> list[
             if any(held_prices.get(o) not in (None, a) for o, a in c.prices):
                 drifting.append((c, f"price {held_prices} != {dict(c.prices)}", False))
     return drifting
+
+
+async def _journal_head(conn) -> int:
+    return (await conn.execute(select(func.max(m.journal.c.id)))).scalar() or 0
+
+
+async def _snapshot(daemon: "Daemon", code: str, today, end):
+    """The ledger of one property over [today, end], shared between channels (see
+    SNAPSHOT_SHARE_SECONDS): taken again whenever anything in the ledger changed."""
+    shared = getattr(daemon, "drift_snapshots", None)
+    if shared is None:
+        shared = daemon.drift_snapshots = {}
+    key, now = (code, today, end), time.monotonic()
+    for k in [k for k, (_, at, _) in shared.items() if now - at > SNAPSHOT_SHARE_SECONDS]:
+        del shared[k]
+    hit = shared.get(key)
+    if hit is not None and await daemon.rt.db.read(_journal_head) == hit[0]:
+        return hit[2]
+
+    async def q(conn):  # the journal head and the snapshot in one read transaction
+        return await _journal_head(conn), await daemon.rt.ledger.snapshot(code, today, end, conn=conn)
+
+    head, snap = await daemon.rt.db.read(q)
+    shared[key] = (head, now, snap)
+    return snap
 
 
 async def _fresh_sales(daemon: "Daemon", property_code: str, channel: str, since: datetime) -> set[tuple[str, Any]]:
