@@ -14,12 +14,14 @@ physical, and it is flagged as an overbooking with a conflict for an operator.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Collection, Iterable, Sequence
 
-from sqlalchemy import case, delete, select, text, update
+from sqlalchemy import case, delete, literal_column, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -40,6 +42,13 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 ACTION_RANK = {"new": 0, "modify": 1, "cancel": 2}
 MAX_RANGE_DAYS = 3 * 366
 _CHUNK = 400
+# booking intake reads a property's catalog (ids by code) from a cache (issue 13: four
+# statements a revision saved). Ledger.sync_catalog, in any Ledger of this process on the
+# same database, empties it; an entry is read again after CATALOG_TTL_SECONDS in any case
+# (a catalog changed by another process). What changes often is not taken from it: the
+# physical rooms come from the room type's row, read with the locked inventory rows.
+CATALOG_TTL_SECONDS = 30.0
+_catalog_generation: dict[str, int] = {}
 
 
 def new_correlation_id() -> str:
@@ -123,6 +132,26 @@ class Ledger:
     def __init__(self, db: Database, cipher: Cipher):
         self.db = db
         self.cipher = cipher
+        self._catalogs: dict[str, tuple[float, int, Catalog]] = {}
+
+    def invalidate_catalog(self) -> None:
+        """The catalog changed: every Ledger of this process on this database reads it again."""
+        _catalog_generation[self.db.url] = _catalog_generation.get(self.db.url, 0) + 1
+        self._catalogs.clear()
+
+    async def cached_catalog(self, conn: AsyncConnection, property_code: str) -> Catalog:
+        """:meth:`catalog`, from the cache when it is fresh (see CATALOG_TTL_SECONDS)."""
+        gen = _catalog_generation.get(self.db.url, 0)
+        hit = self._catalogs.get(property_code)
+        now = time.monotonic()
+        if hit is not None and hit[1] == gen and now - hit[0] < CATALOG_TTL_SECONDS:
+            return hit[2]
+        cat = await self.catalog(conn, property_code)
+        if _catalog_generation.get(self.db.url, 0) == gen:  # not invalidated while it was read
+            if len(self._catalogs) > 100_000:
+                self._catalogs.clear()
+            self._catalogs[property_code] = (now, gen, cat)
+        return cat
 
     # ---- shared pieces ---------------------------------------------------------------
     @staticmethod
@@ -305,7 +334,11 @@ class Ledger:
             await self.add_journal(conn, journal)
             return ChangeSummary(cid, len(journal), len(journal), outbox_rows)
 
-        return await self.db.write(tx)
+        self.invalidate_catalog()
+        try:
+            return await self.db.write(tx)
+        finally:
+            self.invalidate_catalog()  # after the commit too: nothing read before it stays cached
 
     @staticmethod
     def _jrow(at, actor, property_id, entity, key, action, before, after, reason, cid) -> dict[str, Any]:
@@ -511,26 +544,28 @@ class Ledger:
     @staticmethod
     async def _lock_inventory(conn: AsyncConnection, property_id: int,
                               keys: Iterable[tuple[int, date]]) -> dict[tuple[int, date], Any]:
-        """Make sure the rows exist, then lock them in (room type, night) order."""
+        """Make sure the rows exist and lock them in (room type, night) order: one upsert
+        that returns them (issue 13: it was an INSERT plus a SELECT ... FOR UPDATE per room
+        type). ON CONFLICT DO UPDATE locks each row it meets, in the order of the VALUES
+        (sorted), so two bookings never deadlock; SQLite holds its write lock already. Each
+        row also carries ``rt_physical``, its room type's physical rooms as they are now."""
         keys = sorted(set(keys))
         if not keys:
             return {}
-        for chunk in _chunks(keys):
-            await conn.execute(
-                _insert(conn, m.inventory).values([
-                    {"room_type_id": rt, "night": n, "property_id": property_id, "physical": None,
-                     "out_of_order": 0, "sold": 0, "held": 0} for rt, n in chunk
-                ]).on_conflict_do_nothing(index_elements=["room_type_id", "night"]))
+        inv = m.inventory
+        # written out: SQLAlchemy does not correlate a subquery in RETURNING with the target
+        rt_physical = literal_column(
+            "(SELECT room_types.physical_rooms FROM room_types WHERE room_types.id = inventory.room_type_id)"
+        ).label("rt_physical")
         rows: dict[tuple[int, date], Any] = {}
-        by_rt: dict[int, list[date]] = {}
-        for rt, n in keys:
-            by_rt.setdefault(rt, []).append(n)
-        for rt in sorted(by_rt):
-            ns = by_rt[rt]
-            q = (select(m.inventory).where(m.inventory.c.room_type_id == rt,
-                                            m.inventory.c.night.between(min(ns), max(ns)))
-                 .order_by(m.inventory.c.night).with_for_update())
-            for r in (await conn.execute(q)).all():
+        for chunk in _chunks(keys):
+            ins = _insert(conn, inv).values([
+                {"room_type_id": rt, "night": n, "property_id": property_id, "physical": None,
+                 "out_of_order": 0, "sold": 0, "held": 0} for rt, n in chunk
+            ])
+            stmt = ins.on_conflict_do_update(index_elements=["room_type_id", "night"],
+                                             set_={"sold": inv.c.sold}).returning(*inv.c, rt_physical)
+            for r in (await conn.execute(stmt)).all():
                 rows[(r.room_type_id, r.night)] = r
         return rows
 
@@ -548,30 +583,71 @@ class Ledger:
         b = dataclasses.replace(b, booked_at=_utc(b.booked_at), revised_at=_utc(b.revised_at))
 
         async def tx(conn: AsyncConnection) -> BookingResult:
+            return await self._apply_booking_tx(conn, b, actor=actor, check=check)
+
+        # group commit: concurrent bookings share one write transaction (each in a savepoint)
+        return await self.db.write_grouped(tx, key=b.property or f"{b.channel}:{b.hotel_code}")
+
+    async def store_and_apply(self, channel: str, raw: bytes, kind: str,
+                              b: IncomingBooking) -> tuple[int, BookingResult]:
+        """Booking intake in one transaction (issue 13): the raw message into the inbox (as
+        :meth:`store_inbox`: the same bytes seen before are the same row) and the revision
+        applied (as :meth:`apply_booking`), committed together, so nothing is acknowledged
+        that is not stored, and a crash before the COMMIT leaves neither (the OTA, not
+        acknowledged, delivers it again). If applying raises, nothing of it stays: the
+        caller stores the message on its own and marks it failed with the reason (the
+        receiver does). Returns (inbox id, result)."""
+        b = dataclasses.replace(b, booked_at=_utc(b.booked_at), revised_at=_utc(b.revised_at))
+        digest = hashlib.sha256(raw).hexdigest()
+        body_ct = self.cipher.encrypt(raw)
+
+        async def tx(conn: AsyncConnection) -> tuple[int, BookingResult]:
+            prior = (await conn.execute(select(m.inbox.c.id).where(
+                m.inbox.c.channel == channel, m.inbox.c.body_sha256 == digest)
+                .order_by(m.inbox.c.id.desc()).limit(1))).scalar()
+            fresh = prior is None
+            if fresh:  # written as applied at once: if it is not, this transaction does not commit
+                now = utcnow()
+                inbox_id = (await conn.execute(m.inbox.insert().values(
+                    channel=channel, received_at=now, kind=kind, body_ct=body_ct, body_sha256=digest,
+                    status="applied", processed_at=now, ota_booking_id=b.ota_booking_id,
+                    revision=b.revision))).inserted_primary_key[0]
+            else:
+                inbox_id = prior
+            result = await self._apply_booking_tx(conn, dataclasses.replace(b, inbox_id=inbox_id),
+                                                  fresh_inbox=fresh)
+            return inbox_id, result
+
+        tx.__qualname__ = "Ledger.store_and_apply.<locals>.tx"
+        return await self.db.write_grouped(tx, key=b.property or f"{b.channel}:{b.hotel_code}")
+
+    async def _apply_booking_tx(self, conn: AsyncConnection, b: IncomingBooking, *, actor: str | None = None,
+                                check: Any = None, fresh_inbox: bool = False) -> BookingResult:
+            """apply_booking's transaction. ``fresh_inbox``: the inbox row was inserted in
+            this transaction, already marked applied for this revision."""
             now = utcnow()
             cid = new_correlation_id()
             who = actor or f"channel:{b.channel}"
-            seen = (await conn.execute(
-                select(m.booking_revisions.c.booking_id, m.bookings.c.confirmation, m.bookings.c.status,
-                       m.bookings.c.overbooked)
-                .join(m.bookings, m.bookings.c.id == m.booking_revisions.c.booking_id)
-                .where(m.booking_revisions.c.channel == b.channel,
-                       m.booking_revisions.c.ota_booking_id == b.ota_booking_id,
-                       m.booking_revisions.c.revision == b.revision))).first()
-            if seen is not None:
-                await self._mark_inbox(conn, b, "duplicate", now)
-                return BookingResult(seen.booking_id, seen.confirmation, _public_status(seen.status),
-                                     duplicate=True, overbooked=seen.overbooked)
             cat = None
             if b.property:
                 try:
-                    cat = await self.catalog(conn, b.property)
+                    cat = await self.cached_catalog(conn, b.property)
                 except LedgerError:
                     cat = None
             pid = cat.property.id if cat else None
-            booking = (await conn.execute(select(m.bookings).where(
+            # the booking row (locked) and whether this revision is applied already, in one
+            # statement (a revision row always belongs to the booking of its channel and id)
+            seen_rev = select(m.booking_revisions.c.id).where(
+                m.booking_revisions.c.channel == b.channel,
+                m.booking_revisions.c.ota_booking_id == b.ota_booking_id,
+                m.booking_revisions.c.revision == b.revision).exists().label("seen_revision")
+            booking = (await conn.execute(select(m.bookings, seen_rev).where(
                 m.bookings.c.channel == b.channel, m.bookings.c.ota_booking_id == b.ota_booking_id)
-                .with_for_update())).first()
+                .with_for_update(of=m.bookings))).first()
+            if booking is not None and booking.seen_revision:
+                await self._mark_inbox(conn, b, "duplicate", now, fresh=fresh_inbox)
+                return BookingResult(booking.id, booking.confirmation, _public_status(booking.status),
+                                     duplicate=True, overbooked=booking.overbooked)
             created = booking is None
             if created:
                 bid = (await conn.execute(m.bookings.insert().values(
@@ -593,7 +669,7 @@ class Ledger:
                     .order_by(m.booking_revisions.c.id.desc()).limit(1))).scalar()
                 if (b.action == "cancel" and booking.status == "cancelled") or (
                         b.fingerprint is not None and last_fp == b.fingerprint):
-                    await self._mark_inbox(conn, b, "duplicate", now)
+                    await self._mark_inbox(conn, b, "duplicate", now, fresh=fresh_inbox)
                     return BookingResult(bid, confirmation, _public_status(booking.status), duplicate=True,
                                          overbooked=booking.overbooked)
             incoming_key = (_aware(b.revised_at) or EPOCH, ACTION_RANK[b.action])
@@ -609,7 +685,7 @@ class Ledger:
                         now, who, booking.property_id, "booking",
                         {"channel": b.channel, "ota_booking_id": b.ota_booking_id}, "superseded", None,
                         {"revision": b.revision, "action": b.action}, "an older revision arrived after a newer one", cid)])
-                    await self._mark_inbox(conn, b, "applied", now)
+                    await self._mark_inbox(conn, b, "applied", now, fresh=fresh_inbox)
                     return BookingResult(bid, confirmation, _public_status(booking.status), superseded=True,
                                          overbooked=booking.overbooked)
 
@@ -647,7 +723,7 @@ class Ledger:
                 for (rtid, night), d in sorted(touched.items()):
                     row = rows[(rtid, night)]
                     rt = rt_by_id.get(rtid)
-                    physical = row.physical if row.physical is not None else (rt.physical_rooms if rt else 0)
+                    physical = row.physical if row.physical is not None else (row.rt_physical or 0)
                     sold_after = row.sold + d
                     free_after = physical - row.out_of_order - sold_after - row.held
                     if d > 0 and free_after < 0:
@@ -733,7 +809,7 @@ class Ledger:
                     inbox_id=b.inbox_id, summary=f"{b.channel} booking {b.ota_booking_id} ({confirmation}) is stored "
                                                  f"but does not hold rooms: {'; '.join(unmapped)}",
                     detail={"unmapped": unmapped})
-            await self._mark_inbox(conn, b, "applied", now)
+            await self._mark_inbox(conn, b, "applied", now, fresh=fresh_inbox)
             outbox_rows = 0
             channels = cat.channels if cat else []
             if touched and channels:
@@ -745,14 +821,13 @@ class Ledger:
                                  outbox_rows=outbox_rows,
                                  nights_changed=tuple((str(rt), n) for rt, n in sorted(touched)))
 
-        # group commit: concurrent bookings share one write transaction (each in a savepoint)
-        return await self.db.write_grouped(tx, key=b.property or f"{b.channel}:{b.hotel_code}")
-
     @staticmethod
-    async def _mark_inbox(conn: AsyncConnection, b: IncomingBooking, status: str, now: datetime) -> None:
-        if b.inbox_id is not None:
+    async def _mark_inbox(conn: AsyncConnection, b: IncomingBooking, status: str, now: datetime,
+                          fresh: bool = False) -> None:
+        """``fresh``: the row was inserted in this transaction as applied (store_and_apply)."""
+        if b.inbox_id is not None and not (fresh and status == "applied"):
             stmt = update(m.inbox).where(m.inbox.c.id == b.inbox_id)
-            if status == "duplicate":  # the same bytes again are the same row: it stays 'applied'
+            if status == "duplicate" and not fresh:  # the same bytes again are the same row: it stays 'applied'
                 stmt = stmt.where(m.inbox.c.status != "applied")
             await conn.execute(stmt.values(
                 status=status, processed_at=now, error=None, ota_booking_id=b.ota_booking_id, revision=b.revision))
