@@ -84,6 +84,19 @@ def _insert(conn: AsyncConnection, table):
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _stmt(conn: AsyncConnection, name: str, build) -> Any:
+    """A statement built once per dialect (issue 13: building SQLAlchemy expressions for every
+    booking cost more CPU than running them); its values come as bound parameters."""
+    key = (conn.dialect.name, name)
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _STATEMENTS[key] = build()
+    return stmt
+
+
 def _chunks(rows: Sequence[Any], n: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(rows), n):
         yield rows[i:i + n]
@@ -191,17 +204,22 @@ class Ledger:
              "priority": 2 if kind == "full" else (0 if (kind, rt, rp, night) in closing else 1)}
             for ch in channels for (kind, rt, rp, night) in unique
         ]
-        for chunk in _chunks(rows, 300):
-            ins = _insert(conn, m.outbox).values(list(chunk))
-            if closing:
-                stmt = ins.on_conflict_do_update(
-                    index_elements=["channel", "cell"], index_where=text("status = 'pending'"),
-                    set_={"priority": case((ins.excluded.priority < m.outbox.c.priority, ins.excluded.priority),
-                                           else_=m.outbox.c.priority)})
-            else:
-                stmt = ins.on_conflict_do_nothing(index_elements=["channel", "cell"],
+        def build(closing: bool):
+            def b():
+                ins = _insert(conn, m.outbox)
+                if closing:
+                    return ins.on_conflict_do_update(
+                        index_elements=["channel", "cell"], index_where=text("status = 'pending'"),
+                        set_={"priority": case((ins.excluded.priority < m.outbox.c.priority, ins.excluded.priority),
+                                               else_=m.outbox.c.priority)})
+                return ins.on_conflict_do_nothing(index_elements=["channel", "cell"],
                                                   index_where=text("status = 'pending'"))
-            await conn.execute(stmt)
+            return b
+
+        # one statement, its rows as parameters (executemany): built once, not per call
+        stmt = _stmt(conn, "outbox upsert closing" if closing else "outbox insert", build(bool(closing)))
+        for chunk in _chunks(rows, 300):
+            await conn.execute(stmt, list(chunk))
         return len(rows)
 
     @staticmethod
@@ -557,15 +575,14 @@ class Ledger:
         rt_physical = literal_column(
             "(SELECT room_types.physical_rooms FROM room_types WHERE room_types.id = inventory.room_type_id)"
         ).label("rt_physical")
+        stmt = _stmt(conn, "inventory ensure and lock", lambda: _insert(conn, inv).on_conflict_do_update(
+            index_elements=["room_type_id", "night"], set_={"sold": inv.c.sold}).returning(
+            *inv.c, rt_physical))
         rows: dict[tuple[int, date], Any] = {}
         for chunk in _chunks(keys):
-            ins = _insert(conn, inv).values([
-                {"room_type_id": rt, "night": n, "property_id": property_id, "physical": None,
-                 "out_of_order": 0, "sold": 0, "held": 0} for rt, n in chunk
-            ])
-            stmt = ins.on_conflict_do_update(index_elements=["room_type_id", "night"],
-                                             set_={"sold": inv.c.sold}).returning(*inv.c, rt_physical)
-            for r in (await conn.execute(stmt)).all():
+            params = [{"room_type_id": rt, "night": n, "property_id": property_id, "physical": None,
+                       "out_of_order": 0, "sold": 0, "held": 0} for rt, n in chunk]
+            for r in (await conn.execute(stmt, params)).all():
                 rows[(r.room_type_id, r.night)] = r
         return rows
 
@@ -602,13 +619,13 @@ class Ledger:
         body_ct = self.cipher.encrypt(raw)
 
         async def tx(conn: AsyncConnection) -> tuple[int, BookingResult]:
-            prior = (await conn.execute(select(m.inbox.c.id).where(
-                m.inbox.c.channel == channel, m.inbox.c.body_sha256 == digest)
-                .order_by(m.inbox.c.id.desc()).limit(1))).scalar()
+            prior = (await conn.execute(_stmt(conn, "inbox by digest", lambda: select(m.inbox.c.id).where(
+                m.inbox.c.channel == _bind("i_channel"), m.inbox.c.body_sha256 == _bind("i_digest"))
+                .order_by(m.inbox.c.id.desc()).limit(1)), {"i_channel": channel, "i_digest": digest})).scalar()
             fresh = prior is None
             if fresh:  # written as applied at once: if it is not, this transaction does not commit
                 now = utcnow()
-                inbox_id = (await conn.execute(m.inbox.insert().values(
+                inbox_id = (await conn.execute(m.inbox.insert(), dict(
                     channel=channel, received_at=now, kind=kind, body_ct=body_ct, body_sha256=digest,
                     status="applied", processed_at=now, ota_booking_id=b.ota_booking_id,
                     revision=b.revision))).inserted_primary_key[0]
@@ -637,20 +654,16 @@ class Ledger:
             pid = cat.property.id if cat else None
             # the booking row (locked) and whether this revision is applied already, in one
             # statement (a revision row always belongs to the booking of its channel and id)
-            seen_rev = select(m.booking_revisions.c.id).where(
-                m.booking_revisions.c.channel == b.channel,
-                m.booking_revisions.c.ota_booking_id == b.ota_booking_id,
-                m.booking_revisions.c.revision == b.revision).exists().label("seen_revision")
-            booking = (await conn.execute(select(m.bookings, seen_rev).where(
-                m.bookings.c.channel == b.channel, m.bookings.c.ota_booking_id == b.ota_booking_id)
-                .with_for_update(of=m.bookings))).first()
+            booking = (await conn.execute(_stmt(conn, "booking and revision seen", _booking_and_seen),
+                                          {"b_channel": b.channel, "b_ota_id": b.ota_booking_id,
+                                           "b_revision": b.revision})).first()
             if booking is not None and booking.seen_revision:
                 await self._mark_inbox(conn, b, "duplicate", now, fresh=fresh_inbox)
                 return BookingResult(booking.id, booking.confirmation, _public_status(booking.status),
                                      duplicate=True, overbooked=booking.overbooked)
             created = booking is None
             if created:
-                bid = (await conn.execute(m.bookings.insert().values(
+                bid = (await conn.execute(m.bookings.insert(), dict(
                     property_id=pid, hotel_code=b.hotel_code, channel=b.channel, ota_booking_id=b.ota_booking_id,
                     status="pending", rooms=0, received_at=now, updated_at=now,
                     overbooked=False, unmapped=False))).inserted_primary_key[0]
@@ -677,7 +690,7 @@ class Ledger:
                 current_key = (_aware(booking.revised_at) or EPOCH, 2 if booking.status == "cancelled" else 0)
                 if incoming_key <= current_key:
                     # an older revision that arrived late: kept, not applied
-                    await conn.execute(m.booking_revisions.insert().values(
+                    await conn.execute(m.booking_revisions.insert(), dict(
                         booking_id=bid, channel=b.channel, ota_booking_id=b.ota_booking_id, revision=b.revision,
                         action=b.action, revised_at=b.revised_at, received_at=now, inbox_id=b.inbox_id,
                         outcome="superseded", fingerprint=b.fingerprint))
@@ -735,9 +748,9 @@ class Ledger:
                                               {"room_type": rt.code if rt else rtid, "night": night.isoformat()},
                                               "sold", {"sold": row.sold}, {"sold": max(0, sold_after)},
                                               f"booking {b.channel}:{b.ota_booking_id} {b.action}", cid))
-                stmt = update(m.inventory).where(
+                stmt = _stmt(conn, "inventory sold", lambda: update(m.inventory).where(
                     m.inventory.c.room_type_id == _bind("k_rt"), m.inventory.c.night == _bind("k_night")
-                ).values(sold=_bind("v_sold"))
+                ).values(sold=_bind("v_sold")))
                 for chunk in _chunks(upd):
                     await conn.execute(stmt, list(chunk))
             if check is not None:
@@ -780,8 +793,10 @@ class Ledger:
                     values[col] = self.cipher.encrypt(plain)
                 elif col == "special_requests_ct" and b.action == "modify":
                     values[col] = None  # a modification without them withdraws them (the desk follows)
-            await conn.execute(update(m.bookings).where(m.bookings.c.id == bid).values(**values))
-            await conn.execute(m.booking_revisions.insert().values(
+            # one statement whatever the columns: SET follows the parameters given
+            await conn.execute(_stmt(conn, "booking update", lambda: update(m.bookings).where(
+                m.bookings.c.id == _bind("b_id"))), {"b_id": bid, **values})
+            await conn.execute(m.booking_revisions.insert(), dict(
                 booking_id=bid, channel=b.channel, ota_booking_id=b.ota_booking_id, revision=b.revision,
                 action=b.action, revised_at=b.revised_at, received_at=now, inbox_id=b.inbox_id, outcome="applied",
                 fingerprint=b.fingerprint))
@@ -826,11 +841,13 @@ class Ledger:
                           fresh: bool = False) -> None:
         """``fresh``: the row was inserted in this transaction as applied (store_and_apply)."""
         if b.inbox_id is not None and not (fresh and status == "applied"):
-            stmt = update(m.inbox).where(m.inbox.c.id == b.inbox_id)
             if status == "duplicate" and not fresh:  # the same bytes again are the same row: it stays 'applied'
-                stmt = stmt.where(m.inbox.c.status != "applied")
-            await conn.execute(stmt.values(
-                status=status, processed_at=now, error=None, ota_booking_id=b.ota_booking_id, revision=b.revision))
+                stmt = _stmt(conn, "inbox mark unless applied", lambda: update(m.inbox).where(
+                    m.inbox.c.id == _bind("i_id"), m.inbox.c.status != "applied"))
+            else:
+                stmt = _stmt(conn, "inbox mark", lambda: update(m.inbox).where(m.inbox.c.id == _bind("i_id")))
+            await conn.execute(stmt, {"i_id": b.inbox_id, "status": status, "processed_at": now, "error": None,
+                                      "ota_booking_id": b.ota_booking_id, "revision": b.revision})
         await Ledger._close_superseded_failures(conn, b, now)
 
     @staticmethod
@@ -838,17 +855,20 @@ class Ledger:
         """The booking arrived intact: open malformed-message conflicts of earlier messages of
         the same booking (channel + OTA id, read from the broken message) are resolved by the
         system, with the reason. One whose message had no readable booking id stays open."""
-        failed = select(m.inbox.c.id).where(
-            m.inbox.c.channel == b.channel, m.inbox.c.ota_booking_id == b.ota_booking_id,
-            m.inbox.c.status == "failed")
-        if b.inbox_id is not None:
-            failed = failed.where(m.inbox.c.id != b.inbox_id)
+        def build():
+            failed = select(m.inbox.c.id).where(
+                m.inbox.c.channel == _bind("f_channel"), m.inbox.c.ota_booking_id == _bind("f_ota_id"),
+                m.inbox.c.status == "failed", m.inbox.c.id != _bind("f_inbox_id"))
+            return update(m.conflicts).where(
+                m.conflicts.c.kind == "malformed_message", m.conflicts.c.status == "open",
+                m.conflicts.c.inbox_id.in_(failed))
+
         where = f"inbox #{b.inbox_id}" if b.inbox_id is not None else "the ledger"
-        res = await conn.execute(update(m.conflicts).where(
-            m.conflicts.c.kind == "malformed_message", m.conflicts.c.status == "open",
-            m.conflicts.c.inbox_id.in_(failed)).values(
-            status="resolved", resolved_at=now, resolved_by="system",
-            resolution=f"the same booking arrived intact in {where}"))
+        res = await conn.execute(_stmt(conn, "close superseded failures", build), {
+            "f_channel": b.channel, "f_ota_id": b.ota_booking_id,
+            "f_inbox_id": b.inbox_id if b.inbox_id is not None else -1,
+            "status": "resolved", "resolved_at": now, "resolved_by": "system",
+            "resolution": f"the same booking arrived intact in {where}"})
         return res.rowcount or 0
 
     # ---- the inbox: every OTA message, stored before anything is done with it ---------
@@ -1085,3 +1105,15 @@ def _bind(name: str):
     from sqlalchemy import bindparam
 
     return bindparam(name)
+
+
+def _booking_and_seen():
+    """The booking row (locked) and whether the revision is applied already: one statement (a
+    revision row always belongs to the booking of its channel and OTA id)."""
+    seen = select(m.booking_revisions.c.id).where(
+        m.booking_revisions.c.channel == _bind("b_channel"),
+        m.booking_revisions.c.ota_booking_id == _bind("b_ota_id"),
+        m.booking_revisions.c.revision == _bind("b_revision")).exists().label("seen_revision")
+    return select(m.bookings, seen).where(
+        m.bookings.c.channel == _bind("b_channel"), m.bookings.c.ota_booking_id == _bind("b_ota_id")
+    ).with_for_update(of=m.bookings)
