@@ -619,9 +619,10 @@ class Ledger:
         body_ct = self.cipher.encrypt(raw)
 
         async def tx(conn: AsyncConnection) -> tuple[int, BookingResult]:
-            prior = (await conn.execute(_stmt(conn, "inbox by digest", lambda: select(m.inbox.c.id).where(
-                m.inbox.c.channel == _bind("i_channel"), m.inbox.c.body_sha256 == _bind("i_digest"))
-                .order_by(m.inbox.c.id.desc()).limit(1)), {"i_channel": channel, "i_digest": digest})).scalar()
+            # the row of the same bytes seen before, if any, and whether a failed message of this
+            # booking waits to be closed by it (if not, that UPDATE is not run): one statement
+            prior, failures = (await conn.execute(_stmt(conn, "inbox by digest", _inbox_prior_and_failed), {
+                "i_channel": channel, "i_digest": digest, "i_ota_id": b.ota_booking_id})).one()
             fresh = prior is None
             if fresh:  # written as applied at once: if it is not, this transaction does not commit
                 now = utcnow()
@@ -632,16 +633,18 @@ class Ledger:
             else:
                 inbox_id = prior
             result = await self._apply_booking_tx(conn, dataclasses.replace(b, inbox_id=inbox_id),
-                                                  fresh_inbox=fresh)
+                                                  fresh_inbox=fresh, failures=bool(failures))
             return inbox_id, result
 
         tx.__qualname__ = "Ledger.store_and_apply.<locals>.tx"
         return await self.db.write_grouped(tx, key=b.property or f"{b.channel}:{b.hotel_code}")
 
     async def _apply_booking_tx(self, conn: AsyncConnection, b: IncomingBooking, *, actor: str | None = None,
-                                check: Any = None, fresh_inbox: bool = False) -> BookingResult:
+                                check: Any = None, fresh_inbox: bool = False,
+                                failures: bool = True) -> BookingResult:
             """apply_booking's transaction. ``fresh_inbox``: the inbox row was inserted in
-            this transaction, already marked applied for this revision."""
+            this transaction, already marked applied for this revision; ``failures``: False
+            when this transaction has read that no failed message of this booking is held."""
             now = utcnow()
             cid = new_correlation_id()
             who = actor or f"channel:{b.channel}"
@@ -658,7 +661,7 @@ class Ledger:
                                           {"b_channel": b.channel, "b_ota_id": b.ota_booking_id,
                                            "b_revision": b.revision})).first()
             if booking is not None and booking.seen_revision:
-                await self._mark_inbox(conn, b, "duplicate", now, fresh=fresh_inbox)
+                await self._mark_inbox(conn, b, "duplicate", now, fresh=fresh_inbox, failures=failures)
                 return BookingResult(booking.id, booking.confirmation, _public_status(booking.status),
                                      duplicate=True, overbooked=booking.overbooked)
             created = booking is None
@@ -682,7 +685,7 @@ class Ledger:
                     .order_by(m.booking_revisions.c.id.desc()).limit(1))).scalar()
                 if (b.action == "cancel" and booking.status == "cancelled") or (
                         b.fingerprint is not None and last_fp == b.fingerprint):
-                    await self._mark_inbox(conn, b, "duplicate", now, fresh=fresh_inbox)
+                    await self._mark_inbox(conn, b, "duplicate", now, fresh=fresh_inbox, failures=failures)
                     return BookingResult(bid, confirmation, _public_status(booking.status), duplicate=True,
                                          overbooked=booking.overbooked)
             incoming_key = (_aware(b.revised_at) or EPOCH, ACTION_RANK[b.action])
@@ -698,7 +701,7 @@ class Ledger:
                         now, who, booking.property_id, "booking",
                         {"channel": b.channel, "ota_booking_id": b.ota_booking_id}, "superseded", None,
                         {"revision": b.revision, "action": b.action}, "an older revision arrived after a newer one", cid)])
-                    await self._mark_inbox(conn, b, "applied", now, fresh=fresh_inbox)
+                    await self._mark_inbox(conn, b, "applied", now, fresh=fresh_inbox, failures=failures)
                     return BookingResult(bid, confirmation, _public_status(booking.status), superseded=True,
                                          overbooked=booking.overbooked)
 
@@ -824,7 +827,7 @@ class Ledger:
                     inbox_id=b.inbox_id, summary=f"{b.channel} booking {b.ota_booking_id} ({confirmation}) is stored "
                                                  f"but does not hold rooms: {'; '.join(unmapped)}",
                     detail={"unmapped": unmapped})
-            await self._mark_inbox(conn, b, "applied", now, fresh=fresh_inbox)
+            await self._mark_inbox(conn, b, "applied", now, fresh=fresh_inbox, failures=failures)
             outbox_rows = 0
             channels = cat.channels if cat else []
             if touched and channels:
@@ -838,7 +841,7 @@ class Ledger:
 
     @staticmethod
     async def _mark_inbox(conn: AsyncConnection, b: IncomingBooking, status: str, now: datetime,
-                          fresh: bool = False) -> None:
+                          fresh: bool = False, failures: bool = True) -> None:
         """``fresh``: the row was inserted in this transaction as applied (store_and_apply)."""
         if b.inbox_id is not None and not (fresh and status == "applied"):
             if status == "duplicate" and not fresh:  # the same bytes again are the same row: it stays 'applied'
@@ -848,7 +851,8 @@ class Ledger:
                 stmt = _stmt(conn, "inbox mark", lambda: update(m.inbox).where(m.inbox.c.id == _bind("i_id")))
             await conn.execute(stmt, {"i_id": b.inbox_id, "status": status, "processed_at": now, "error": None,
                                       "ota_booking_id": b.ota_booking_id, "revision": b.revision})
-        await Ledger._close_superseded_failures(conn, b, now)
+        if failures:
+            await Ledger._close_superseded_failures(conn, b, now)
 
     @staticmethod
     async def _close_superseded_failures(conn: AsyncConnection, b: IncomingBooking, now: datetime) -> int:
@@ -1105,6 +1109,16 @@ def _bind(name: str):
     from sqlalchemy import bindparam
 
     return bindparam(name)
+
+
+def _inbox_prior_and_failed():
+    prior = select(m.inbox.c.id).where(
+        m.inbox.c.channel == _bind("i_channel"), m.inbox.c.body_sha256 == _bind("i_digest")
+    ).order_by(m.inbox.c.id.desc()).limit(1).scalar_subquery()
+    failed = select(m.inbox.c.id).where(
+        m.inbox.c.channel == _bind("i_channel"), m.inbox.c.ota_booking_id == _bind("i_ota_id"),
+        m.inbox.c.status == "failed").exists()
+    return select(prior.label("prior"), failed.label("failures"))
 
 
 def _booking_and_seen():
