@@ -4,8 +4,12 @@ For every notice, in this order (DESIGN.md invariants 2 and 3):
 
 1. check the MWS signature, the Date skew and the PartnerId; a notice that fails is
    answered with an auth error code and nothing is stored (it is not Meituan's);
-2. ``receiver.store`` the raw bytes (the inbox) before anything else;
-3. read it; an unreadable notice is ``receiver.reject``-ed with the reason and answered
+2. read it (on the event loop when small; a large body in a worker thread); a readable
+   notice that names its hotel is stored and applied in one transaction
+   (``receiver.store_and_apply``: the raw bytes are in the inbox, committed with the
+   revision, before anything is answered; issue 13); otherwise ``receiver.store`` the raw
+   bytes (the inbox) first;
+3. an unreadable notice is ``receiver.reject``-ed with the reason and answered
    with a non-zero code, so Meituan keeps it and delivers it again later;
 4. ``receiver.apply`` the revision, and only then answer code 0 with our confirmation
    number (a duplicate is answered the same way: delivery is idempotent by revision).
@@ -69,9 +73,27 @@ def read_stored(adapter: "MeituanAdapter", raw: bytes, kind: str) -> BookingRevi
     return codec.order(body, action=action, raw=raw)
 
 
+INLINE_PARSE_BYTES = 32 * 1024  # notices up to this are read on the event loop (a thread hop costs more)
+
+
+def _read_notice(adapter: "MeituanAdapter", raw: bytes, action: str):
+    """The revision a notice carries; ParseError (or whatever a hostile body provokes) if none."""
+    partner, body = codec.notice_body(raw)
+    ours = adapter.settings.credentials.get("username")
+    if partner is not None and ours and partner != ours:
+        raise ParseError(f"the notice names partnerId {partner!r}, not ours")
+    return codec.order(body, action=action, raw=raw)
+
+
+def _ok_data(rev, conf) -> dict:
+    return {"orderId": rev.ota_booking_id, "orderVersion": rev.revision, "confirmNo": conf.confirmation,
+            "status": conf.status}
+
+
 def routes(adapter: "MeituanAdapter", receiver: BookingReceiver) -> list[web.RouteDef]:
     opts = adapter.opts
     max_body = int(adapter.settings.options.get("max_inbound_bytes") or INBOUND_MAX_BYTES)
+    store_and_apply = getattr(receiver, "store_and_apply", None)  # the engine's; a test's may lack it
 
     # how many notices one set of signed headers may have confirmed by an order query:
     # bounded, so whoever copies one notice's headers cannot make us call Meituan at will
@@ -155,13 +177,34 @@ def routes(adapter: "MeituanAdapter", receiver: BookingReceiver) -> list[web.Rou
                     return await refuse("not_authenticated", problem, _reply(
                         codec.CODE_AUTH_SIGNATURE, f"authentication failed: {problem}", status=401))
             ex.request = adapter.http.redact(raw)
+            # read it (JSON; a large body in a worker thread, so a hostile one never holds up
+            # the event loop), then store and apply it in one transaction when it names its
+            # hotel and the receiver offers that (issue 13); otherwise the inbox first, as before
+            try:
+                if len(raw) <= INLINE_PARSE_BYTES:
+                    rev, read_error = _read_notice(adapter, raw, act), None
+                else:
+                    rev, read_error = await asyncio.to_thread(_read_notice, adapter, raw, act), None
+            except Exception as e:  # noqa: BLE001 - kept with the reason once the notice is stored
+                rev, read_error = None, e
+            if rev is not None and rev.hotel and store_and_apply is not None:
+                ex.hotel = rev.hotel
+                try:
+                    _, conf = await store_and_apply(adapter.name, raw, kind, rev)
+                except ParseError as e:  # its content cannot be applied (failed with the reason)
+                    return await done(_reply(codec.CODE_MESSAGE_UNREADABLE, f"message not applicable: {e}"),
+                                      "rejected", str(e))
+                except Exception as e:  # ours, not Meituan's: answer so that Meituan delivers it again
+                    log.exception("meituan notice not stored and applied", ota_booking_id=rev.ota_booking_id)
+                    return await done(_reply(codec.CODE_SYSTEM_BUSY, "system busy, deliver again later",
+                                             status=503), "retry", f"{e.__class__.__name__}: {e}")
+                return await done(_reply(codec.CODE_OK, "ok", _ok_data(rev, conf)), "ok")
             inbox_id = await receiver.store(adapter.name, raw, kind)
-            try:  # JSON parsing in a worker thread: a hostile body never holds up the event loop
-                partner, body = await asyncio.to_thread(codec.notice_body, raw)
-                ours = adapter.settings.credentials.get("username")
-                if partner is not None and ours and partner != ours:
-                    raise ParseError(f"the notice names partnerId {partner!r}, not ours")
-                rev = await asyncio.to_thread(codec.order, body, action=act, raw=raw)
+            try:
+                if read_error is not None:
+                    raise read_error
+                if rev is None:
+                    raise ParseError("the notice could not be read")
                 if not rev.hotel:  # named by the order id only: the booking we hold says which hotel
                     held = await receiver.hotel_of(adapter.name, rev.ota_booking_id)
                     if not held:
@@ -184,9 +227,7 @@ def routes(adapter: "MeituanAdapter", receiver: BookingReceiver) -> list[web.Rou
                               ota_booking_id=rev.ota_booking_id)
                 return await done(_reply(codec.CODE_SYSTEM_BUSY, "system busy, deliver again later", status=503),
                                   "retry", f"{e.__class__.__name__}: {e}")
-            data = {"orderId": rev.ota_booking_id, "orderVersion": rev.revision, "confirmNo": conf.confirmation,
-                    "status": conf.status}
-            return await done(_reply(codec.CODE_OK, "ok", data), "ok")
+            return await done(_reply(codec.CODE_OK, "ok", _ok_data(rev, conf)), "ok")
 
         return handle
 

@@ -12,9 +12,9 @@ and every booking wait behind it): each is measured, and one over ``write_bound_
 nights, a range of dates) is bounded before it reaches a transaction.
 
 Group commit (:meth:`Database.write_grouped`, issue 13): many small concurrent transactions
-(booking intake: the inbox row, then the revision applied) share one write transaction,
-each in its own SAVEPOINT, so that one that fails is rolled back alone and the others
-commit. Every caller hears its result only after the shared COMMIT: what is acknowledged
+(booking intake: the inbox row and the revision applied) share one write transaction,
+so that one that fails is rolled back alone and the others commit (run first without
+savepoints; when one fails, the batch runs again with each in its own SAVEPOINT). Every caller hears its result only after the shared COMMIT: what is acknowledged
 is durable. On SQLite this is one writer at a time with one commit (and one fsync) for a
 whole burst instead of one each, with no busy-timeout sleeps between them; on PostgreSQL
 lanes only when asked for (``group_lanes``; keyed by property, so one property's rows are
@@ -104,6 +104,14 @@ class _Job:
 
     def __init__(self, fn: Callable[[AsyncConnection], Awaitable[Any]], fut: asyncio.Future, attempts: int):
         self.fn, self.fut, self.attempts = fn, fut, attempts
+
+
+class _JobFailed(Exception):
+    """A job of an unguarded group transaction raised (see Database._run_lane)."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
 
 
 class _Lane:
@@ -259,10 +267,16 @@ class Database:
         return await asyncio.shield(fut)
 
     async def _run_lane(self, lane: "_Lane") -> None:
+        # a batch runs first without savepoints (two statements a job saved, issue 13): if one
+        # of its jobs raises, that transaction is rolled back whole and the same batch runs
+        # again with each job in its own SAVEPOINT, so that only the failing one is rolled back
+        # (a job may run more than once, as for a retried transaction). A batch of one needs
+        # none: its transaction is its savepoint.
         while lane.queue:
             batch = [lane.queue.popleft() for _ in range(min(self.group_max, len(lane.queue)))]
             budget = self.write_bound_seconds / 4  # the lock is held for a share of the bound at most
             outcome: list[tuple[bool, Any]] = []
+            guarded = False
 
             async def group(conn: AsyncConnection) -> list[tuple[bool, Any]]:
                 outcome.clear()  # a retried transaction starts again from the first job
@@ -270,6 +284,12 @@ class Database:
                 for job in batch:
                     if outcome and time.monotonic() - started > budget:
                         break  # the rest go in the next transaction
+                    if not guarded:
+                        try:
+                            outcome.append((True, await job.fn(conn)))
+                        except Exception as e:  # the whole transaction is rolled back; see below
+                            raise _JobFailed(e) from e
+                        continue
                     try:
                         async with conn.begin_nested():
                             outcome.append((True, await job.fn(conn)))
@@ -280,7 +300,15 @@ class Database:
             group.__qualname__ = "group commit of " + ", ".join(sorted({_name(j.fn) for j in batch}))
             lane.busy = True
             try:
-                await self.write(group)
+                while True:
+                    try:
+                        await self.write(group)
+                        break
+                    except _JobFailed as failed:
+                        if len(outcome) == 0 and len(batch) == 1:  # rolled back alone already
+                            outcome[:] = [(False, failed.error)]
+                            break
+                        guarded = True  # once more, each job in its savepoint
             except BaseException as e:  # the shared transaction failed (or we are stopping): all hear it
                 for job in batch:
                     if not job.fut.done():

@@ -14,12 +14,14 @@ physical, and it is flagged as an overbooking with a conflict for an operator.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Collection, Iterable, Sequence
 
-from sqlalchemy import case, delete, select, text, update
+from sqlalchemy import case, delete, literal_column, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -40,6 +42,13 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 ACTION_RANK = {"new": 0, "modify": 1, "cancel": 2}
 MAX_RANGE_DAYS = 3 * 366
 _CHUNK = 400
+# booking intake reads a property's catalog (ids by code) from a cache (issue 13: four
+# statements a revision saved). Ledger.sync_catalog, in any Ledger of this process on the
+# same database, empties it; an entry is read again after CATALOG_TTL_SECONDS in any case
+# (a catalog changed by another process). What changes often is not taken from it: the
+# physical rooms come from the room type's row, read with the locked inventory rows.
+CATALOG_TTL_SECONDS = 30.0
+_catalog_generation: dict[str, int] = {}
 
 
 def new_correlation_id() -> str:
@@ -73,6 +82,19 @@ def cell_key(kind: str, room_type_id: int | None, rate_plan_id: int | None, nigh
 
 def _insert(conn: AsyncConnection, table):
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _stmt(conn: AsyncConnection, name: str, build) -> Any:
+    """A statement built once per dialect (issue 13: building SQLAlchemy expressions for every
+    booking cost more CPU than running them); its values come as bound parameters."""
+    key = (conn.dialect.name, name)
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _STATEMENTS[key] = build()
+    return stmt
 
 
 def _chunks(rows: Sequence[Any], n: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -123,6 +145,26 @@ class Ledger:
     def __init__(self, db: Database, cipher: Cipher):
         self.db = db
         self.cipher = cipher
+        self._catalogs: dict[str, tuple[float, int, Catalog]] = {}
+
+    def invalidate_catalog(self) -> None:
+        """The catalog changed: every Ledger of this process on this database reads it again."""
+        _catalog_generation[self.db.url] = _catalog_generation.get(self.db.url, 0) + 1
+        self._catalogs.clear()
+
+    async def cached_catalog(self, conn: AsyncConnection, property_code: str) -> Catalog:
+        """:meth:`catalog`, from the cache when it is fresh (see CATALOG_TTL_SECONDS)."""
+        gen = _catalog_generation.get(self.db.url, 0)
+        hit = self._catalogs.get(property_code)
+        now = time.monotonic()
+        if hit is not None and hit[1] == gen and now - hit[0] < CATALOG_TTL_SECONDS:
+            return hit[2]
+        cat = await self.catalog(conn, property_code)
+        if _catalog_generation.get(self.db.url, 0) == gen:  # not invalidated while it was read
+            if len(self._catalogs) > 100_000:
+                self._catalogs.clear()
+            self._catalogs[property_code] = (now, gen, cat)
+        return cat
 
     # ---- shared pieces ---------------------------------------------------------------
     @staticmethod
@@ -165,17 +207,22 @@ class Ledger:
              "priority": 2 if kind == "full" else (0 if (kind, rt, rp, night) in closing else 1)}
             for ch in channels for (kind, rt, rp, night) in unique
         ]
-        for chunk in _chunks(rows, 300):
-            ins = _insert(conn, m.outbox).values(list(chunk))
-            if closing:
-                stmt = ins.on_conflict_do_update(
-                    index_elements=["channel", "cell"], index_where=text("status = 'pending'"),
-                    set_={"priority": case((ins.excluded.priority < m.outbox.c.priority, ins.excluded.priority),
-                                           else_=m.outbox.c.priority)})
-            else:
-                stmt = ins.on_conflict_do_nothing(index_elements=["channel", "cell"],
+        def build(closing: bool):
+            def b():
+                ins = _insert(conn, m.outbox)
+                if closing:
+                    return ins.on_conflict_do_update(
+                        index_elements=["channel", "cell"], index_where=text("status = 'pending'"),
+                        set_={"priority": case((ins.excluded.priority < m.outbox.c.priority, ins.excluded.priority),
+                                               else_=m.outbox.c.priority)})
+                return ins.on_conflict_do_nothing(index_elements=["channel", "cell"],
                                                   index_where=text("status = 'pending'"))
-            await conn.execute(stmt)
+            return b
+
+        # one statement, its rows as parameters (executemany): built once, not per call
+        stmt = _stmt(conn, "outbox upsert closing" if closing else "outbox insert", build(bool(closing)))
+        for chunk in _chunks(rows, 300):
+            await conn.execute(stmt, list(chunk))
         return len(rows)
 
     @staticmethod
@@ -311,7 +358,11 @@ class Ledger:
             await self.add_journal(conn, journal)
             return ChangeSummary(cid, len(journal), len(journal), outbox_rows)
 
-        return await self.db.write(tx)
+        self.invalidate_catalog()
+        try:
+            return await self.db.write(tx)
+        finally:
+            self.invalidate_catalog()  # after the commit too: nothing read before it stays cached
 
     @staticmethod
     def _jrow(at, actor, property_id, entity, key, action, before, after, reason, cid) -> dict[str, Any]:
@@ -517,26 +568,27 @@ class Ledger:
     @staticmethod
     async def _lock_inventory(conn: AsyncConnection, property_id: int,
                               keys: Iterable[tuple[int, date]]) -> dict[tuple[int, date], Any]:
-        """Make sure the rows exist, then lock them in (room type, night) order."""
+        """Make sure the rows exist and lock them in (room type, night) order: one upsert
+        that returns them (issue 13: it was an INSERT plus a SELECT ... FOR UPDATE per room
+        type). ON CONFLICT DO UPDATE locks each row it meets, in the order of the VALUES
+        (sorted), so two bookings never deadlock; SQLite holds its write lock already. Each
+        row also carries ``rt_physical``, its room type's physical rooms as they are now."""
         keys = sorted(set(keys))
         if not keys:
             return {}
-        for chunk in _chunks(keys):
-            await conn.execute(
-                _insert(conn, m.inventory).values([
-                    {"room_type_id": rt, "night": n, "property_id": property_id, "physical": None,
-                     "out_of_order": 0, "sold": 0, "held": 0} for rt, n in chunk
-                ]).on_conflict_do_nothing(index_elements=["room_type_id", "night"]))
+        inv = m.inventory
+        # written out: SQLAlchemy does not correlate a subquery in RETURNING with the target
+        rt_physical = literal_column(
+            "(SELECT room_types.physical_rooms FROM room_types WHERE room_types.id = inventory.room_type_id)"
+        ).label("rt_physical")
+        stmt = _stmt(conn, "inventory ensure and lock", lambda: _insert(conn, inv).on_conflict_do_update(
+            index_elements=["room_type_id", "night"], set_={"sold": inv.c.sold}).returning(
+            *inv.c, rt_physical))
         rows: dict[tuple[int, date], Any] = {}
-        by_rt: dict[int, list[date]] = {}
-        for rt, n in keys:
-            by_rt.setdefault(rt, []).append(n)
-        for rt in sorted(by_rt):
-            ns = by_rt[rt]
-            q = (select(m.inventory).where(m.inventory.c.room_type_id == rt,
-                                            m.inventory.c.night.between(min(ns), max(ns)))
-                 .order_by(m.inventory.c.night).with_for_update())
-            for r in (await conn.execute(q)).all():
+        for chunk in _chunks(keys):
+            params = [{"room_type_id": rt, "night": n, "property_id": property_id, "physical": None,
+                       "out_of_order": 0, "sold": 0, "held": 0} for rt, n in chunk]
+            for r in (await conn.execute(stmt, params)).all():
                 rows[(r.room_type_id, r.night)] = r
         return rows
 
@@ -554,33 +606,73 @@ class Ledger:
         b = dataclasses.replace(b, booked_at=_utc(b.booked_at), revised_at=_utc(b.revised_at))
 
         async def tx(conn: AsyncConnection) -> BookingResult:
+            return await self._apply_booking_tx(conn, b, actor=actor, check=check)
+
+        # group commit: concurrent bookings share one write transaction (each in a savepoint)
+        return await self.db.write_grouped(tx, key=b.property or f"{b.channel}:{b.hotel_code}")
+
+    async def store_and_apply(self, channel: str, raw: bytes, kind: str,
+                              b: IncomingBooking) -> tuple[int, BookingResult]:
+        """Booking intake in one transaction (issue 13): the raw message into the inbox (as
+        :meth:`store_inbox`: the same bytes seen before are the same row) and the revision
+        applied (as :meth:`apply_booking`), committed together, so nothing is acknowledged
+        that is not stored, and a crash before the COMMIT leaves neither (the OTA, not
+        acknowledged, delivers it again). If applying raises, nothing of it stays: the
+        caller stores the message on its own and marks it failed with the reason (the
+        receiver does). Returns (inbox id, result)."""
+        b = dataclasses.replace(b, booked_at=_utc(b.booked_at), revised_at=_utc(b.revised_at))
+        digest = hashlib.sha256(raw).hexdigest()
+        body_ct = self.cipher.encrypt(raw)
+
+        async def tx(conn: AsyncConnection) -> tuple[int, BookingResult]:
+            # the row of the same bytes seen before, if any, and whether a failed message of this
+            # booking waits to be closed by it (if not, that UPDATE is not run): one statement
+            prior, failures = (await conn.execute(_stmt(conn, "inbox by digest", _inbox_prior_and_failed), {
+                "i_channel": channel, "i_digest": digest, "i_ota_id": b.ota_booking_id})).one()
+            fresh = prior is None
+            if fresh:  # written as applied at once: if it is not, this transaction does not commit
+                now = utcnow()
+                inbox_id = (await conn.execute(m.inbox.insert(), dict(
+                    channel=channel, received_at=now, kind=kind, body_ct=body_ct, body_sha256=digest,
+                    status="applied", processed_at=now, ota_booking_id=b.ota_booking_id,
+                    revision=b.revision))).inserted_primary_key[0]
+            else:
+                inbox_id = prior
+            result = await self._apply_booking_tx(conn, dataclasses.replace(b, inbox_id=inbox_id),
+                                                  fresh_inbox=fresh, failures=bool(failures))
+            return inbox_id, result
+
+        tx.__qualname__ = "Ledger.store_and_apply.<locals>.tx"
+        return await self.db.write_grouped(tx, key=b.property or f"{b.channel}:{b.hotel_code}")
+
+    async def _apply_booking_tx(self, conn: AsyncConnection, b: IncomingBooking, *, actor: str | None = None,
+                                check: Any = None, fresh_inbox: bool = False,
+                                failures: bool = True) -> BookingResult:
+            """apply_booking's transaction. ``fresh_inbox``: the inbox row was inserted in
+            this transaction, already marked applied for this revision; ``failures``: False
+            when this transaction has read that no failed message of this booking is held."""
             now = utcnow()
             cid = new_correlation_id()
             who = actor or f"channel:{b.channel}"
-            seen = (await conn.execute(
-                select(m.booking_revisions.c.booking_id, m.bookings.c.confirmation, m.bookings.c.status,
-                       m.bookings.c.overbooked)
-                .join(m.bookings, m.bookings.c.id == m.booking_revisions.c.booking_id)
-                .where(m.booking_revisions.c.channel == b.channel,
-                       m.booking_revisions.c.ota_booking_id == b.ota_booking_id,
-                       m.booking_revisions.c.revision == b.revision))).first()
-            if seen is not None:
-                await self._mark_inbox(conn, b, "duplicate", now)
-                return BookingResult(seen.booking_id, seen.confirmation, _public_status(seen.status),
-                                     duplicate=True, overbooked=seen.overbooked)
             cat = None
             if b.property:
                 try:
-                    cat = await self.catalog(conn, b.property)
+                    cat = await self.cached_catalog(conn, b.property)
                 except LedgerError:
                     cat = None
             pid = cat.property.id if cat else None
-            booking = (await conn.execute(select(m.bookings).where(
-                m.bookings.c.channel == b.channel, m.bookings.c.ota_booking_id == b.ota_booking_id)
-                .with_for_update())).first()
+            # the booking row (locked) and whether this revision is applied already, in one
+            # statement (a revision row always belongs to the booking of its channel and id)
+            booking = (await conn.execute(_stmt(conn, "booking and revision seen", _booking_and_seen),
+                                          {"b_channel": b.channel, "b_ota_id": b.ota_booking_id,
+                                           "b_revision": b.revision})).first()
+            if booking is not None and booking.seen_revision:
+                await self._mark_inbox(conn, b, "duplicate", now, fresh=fresh_inbox, failures=failures)
+                return BookingResult(booking.id, booking.confirmation, _public_status(booking.status),
+                                     duplicate=True, overbooked=booking.overbooked)
             created = booking is None
             if created:
-                bid = (await conn.execute(m.bookings.insert().values(
+                bid = (await conn.execute(m.bookings.insert(), dict(
                     property_id=pid, hotel_code=b.hotel_code, channel=b.channel, ota_booking_id=b.ota_booking_id,
                     status="pending", rooms=0, received_at=now, updated_at=now,
                     overbooked=False, unmapped=False))).inserted_primary_key[0]
@@ -599,7 +691,7 @@ class Ledger:
                     .order_by(m.booking_revisions.c.id.desc()).limit(1))).scalar()
                 if (b.action == "cancel" and booking.status == "cancelled") or (
                         b.fingerprint is not None and last_fp == b.fingerprint):
-                    await self._mark_inbox(conn, b, "duplicate", now)
+                    await self._mark_inbox(conn, b, "duplicate", now, fresh=fresh_inbox, failures=failures)
                     return BookingResult(bid, confirmation, _public_status(booking.status), duplicate=True,
                                          overbooked=booking.overbooked)
             incoming_key = (_aware(b.revised_at) or EPOCH, ACTION_RANK[b.action])
@@ -607,7 +699,7 @@ class Ledger:
                 current_key = (_aware(booking.revised_at) or EPOCH, 2 if booking.status == "cancelled" else 0)
                 if incoming_key <= current_key:
                     # an older revision that arrived late: kept, not applied
-                    await conn.execute(m.booking_revisions.insert().values(
+                    await conn.execute(m.booking_revisions.insert(), dict(
                         booking_id=bid, channel=b.channel, ota_booking_id=b.ota_booking_id, revision=b.revision,
                         action=b.action, revised_at=b.revised_at, received_at=now, inbox_id=b.inbox_id,
                         outcome="superseded", fingerprint=b.fingerprint))
@@ -615,7 +707,7 @@ class Ledger:
                         now, who, booking.property_id, "booking",
                         {"channel": b.channel, "ota_booking_id": b.ota_booking_id}, "superseded", None,
                         {"revision": b.revision, "action": b.action}, "an older revision arrived after a newer one", cid)])
-                    await self._mark_inbox(conn, b, "applied", now)
+                    await self._mark_inbox(conn, b, "applied", now, fresh=fresh_inbox, failures=failures)
                     return BookingResult(bid, confirmation, _public_status(booking.status), superseded=True,
                                          overbooked=booking.overbooked)
 
@@ -653,7 +745,7 @@ class Ledger:
                 for (rtid, night), d in sorted(touched.items()):
                     row = rows[(rtid, night)]
                     rt = rt_by_id.get(rtid)
-                    physical = row.physical if row.physical is not None else (rt.physical_rooms if rt else 0)
+                    physical = row.physical if row.physical is not None else (row.rt_physical or 0)
                     sold_after = row.sold + d
                     free_after = physical - row.out_of_order - sold_after - row.held
                     if d > 0 and free_after < 0:
@@ -665,9 +757,9 @@ class Ledger:
                                               {"room_type": rt.code if rt else rtid, "night": night.isoformat()},
                                               "sold", {"sold": row.sold}, {"sold": max(0, sold_after)},
                                               f"booking {b.channel}:{b.ota_booking_id} {b.action}", cid))
-                stmt = update(m.inventory).where(
+                stmt = _stmt(conn, "inventory sold", lambda: update(m.inventory).where(
                     m.inventory.c.room_type_id == _bind("k_rt"), m.inventory.c.night == _bind("k_night")
-                ).values(sold=_bind("v_sold"))
+                ).values(sold=_bind("v_sold")))
                 for chunk in _chunks(upd):
                     await conn.execute(stmt, list(chunk))
             if check is not None:
@@ -710,8 +802,10 @@ class Ledger:
                     values[col] = self.cipher.encrypt(plain)
                 elif col == "special_requests_ct" and b.action == "modify":
                     values[col] = None  # a modification without them withdraws them (the desk follows)
-            await conn.execute(update(m.bookings).where(m.bookings.c.id == bid).values(**values))
-            await conn.execute(m.booking_revisions.insert().values(
+            # one statement whatever the columns: SET follows the parameters given
+            await conn.execute(_stmt(conn, "booking update", lambda: update(m.bookings).where(
+                m.bookings.c.id == _bind("b_id"))), {"b_id": bid, **values})
+            await conn.execute(m.booking_revisions.insert(), dict(
                 booking_id=bid, channel=b.channel, ota_booking_id=b.ota_booking_id, revision=b.revision,
                 action=b.action, revised_at=b.revised_at, received_at=now, inbox_id=b.inbox_id, outcome="applied",
                 fingerprint=b.fingerprint))
@@ -739,7 +833,7 @@ class Ledger:
                     inbox_id=b.inbox_id, summary=f"{b.channel} booking {b.ota_booking_id} ({confirmation}) is stored "
                                                  f"but does not hold rooms: {'; '.join(unmapped)}",
                     detail={"unmapped": unmapped})
-            await self._mark_inbox(conn, b, "applied", now)
+            await self._mark_inbox(conn, b, "applied", now, fresh=fresh_inbox, failures=failures)
             outbox_rows = 0
             channels = cat.channels if cat else []
             if touched and channels:
@@ -751,35 +845,40 @@ class Ledger:
                                  outbox_rows=outbox_rows,
                                  nights_changed=tuple((str(rt), n) for rt, n in sorted(touched)))
 
-        # group commit: concurrent bookings share one write transaction (each in a savepoint)
-        return await self.db.write_grouped(tx, key=b.property or f"{b.channel}:{b.hotel_code}")
-
     @staticmethod
-    async def _mark_inbox(conn: AsyncConnection, b: IncomingBooking, status: str, now: datetime) -> None:
-        if b.inbox_id is not None:
-            stmt = update(m.inbox).where(m.inbox.c.id == b.inbox_id)
-            if status == "duplicate":  # the same bytes again are the same row: it stays 'applied'
-                stmt = stmt.where(m.inbox.c.status != "applied")
-            await conn.execute(stmt.values(
-                status=status, processed_at=now, error=None, ota_booking_id=b.ota_booking_id, revision=b.revision))
-        await Ledger._close_superseded_failures(conn, b, now)
+    async def _mark_inbox(conn: AsyncConnection, b: IncomingBooking, status: str, now: datetime,
+                          fresh: bool = False, failures: bool = True) -> None:
+        """``fresh``: the row was inserted in this transaction as applied (store_and_apply)."""
+        if b.inbox_id is not None and not (fresh and status == "applied"):
+            if status == "duplicate" and not fresh:  # the same bytes again are the same row: it stays 'applied'
+                stmt = _stmt(conn, "inbox mark unless applied", lambda: update(m.inbox).where(
+                    m.inbox.c.id == _bind("i_id"), m.inbox.c.status != "applied"))
+            else:
+                stmt = _stmt(conn, "inbox mark", lambda: update(m.inbox).where(m.inbox.c.id == _bind("i_id")))
+            await conn.execute(stmt, {"i_id": b.inbox_id, "status": status, "processed_at": now, "error": None,
+                                      "ota_booking_id": b.ota_booking_id, "revision": b.revision})
+        if failures:
+            await Ledger._close_superseded_failures(conn, b, now)
 
     @staticmethod
     async def _close_superseded_failures(conn: AsyncConnection, b: IncomingBooking, now: datetime) -> int:
         """The booking arrived intact: open malformed-message conflicts of earlier messages of
         the same booking (channel + OTA id, read from the broken message) are resolved by the
         system, with the reason. One whose message had no readable booking id stays open."""
-        failed = select(m.inbox.c.id).where(
-            m.inbox.c.channel == b.channel, m.inbox.c.ota_booking_id == b.ota_booking_id,
-            m.inbox.c.status == "failed")
-        if b.inbox_id is not None:
-            failed = failed.where(m.inbox.c.id != b.inbox_id)
+        def build():
+            failed = select(m.inbox.c.id).where(
+                m.inbox.c.channel == _bind("f_channel"), m.inbox.c.ota_booking_id == _bind("f_ota_id"),
+                m.inbox.c.status == "failed", m.inbox.c.id != _bind("f_inbox_id"))
+            return update(m.conflicts).where(
+                m.conflicts.c.kind == "malformed_message", m.conflicts.c.status == "open",
+                m.conflicts.c.inbox_id.in_(failed))
+
         where = f"inbox #{b.inbox_id}" if b.inbox_id is not None else "the ledger"
-        res = await conn.execute(update(m.conflicts).where(
-            m.conflicts.c.kind == "malformed_message", m.conflicts.c.status == "open",
-            m.conflicts.c.inbox_id.in_(failed)).values(
-            status="resolved", resolved_at=now, resolved_by="system",
-            resolution=f"the same booking arrived intact in {where}"))
+        res = await conn.execute(_stmt(conn, "close superseded failures", build), {
+            "f_channel": b.channel, "f_ota_id": b.ota_booking_id,
+            "f_inbox_id": b.inbox_id if b.inbox_id is not None else -1,
+            "status": "resolved", "resolved_at": now, "resolved_by": "system",
+            "resolution": f"the same booking arrived intact in {where}"})
         return res.rowcount or 0
 
     # ---- the inbox: every OTA message, stored before anything is done with it ---------
@@ -1016,3 +1115,25 @@ def _bind(name: str):
     from sqlalchemy import bindparam
 
     return bindparam(name)
+
+
+def _inbox_prior_and_failed():
+    prior = select(m.inbox.c.id).where(
+        m.inbox.c.channel == _bind("i_channel"), m.inbox.c.body_sha256 == _bind("i_digest")
+    ).order_by(m.inbox.c.id.desc()).limit(1).scalar_subquery()
+    failed = select(m.inbox.c.id).where(
+        m.inbox.c.channel == _bind("i_channel"), m.inbox.c.ota_booking_id == _bind("i_ota_id"),
+        m.inbox.c.status == "failed").exists()
+    return select(prior.label("prior"), failed.label("failures"))
+
+
+def _booking_and_seen():
+    """The booking row (locked) and whether the revision is applied already: one statement (a
+    revision row always belongs to the booking of its channel and OTA id)."""
+    seen = select(m.booking_revisions.c.id).where(
+        m.booking_revisions.c.channel == _bind("b_channel"),
+        m.booking_revisions.c.ota_booking_id == _bind("b_ota_id"),
+        m.booking_revisions.c.revision == _bind("b_revision")).exists().label("seen_revision")
+    return select(m.bookings, seen).where(
+        m.bookings.c.channel == _bind("b_channel"), m.bookings.c.ota_booking_id == _bind("b_ota_id")
+    ).with_for_update(of=m.bookings)

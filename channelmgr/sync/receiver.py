@@ -123,6 +123,42 @@ class Receiver:
                 raise  # the OTA is asked to deliver it again (retriable answer, or not acknowledged)
             raise Unapplicable(reason[:500]) from e  # its content: delivering it again changes nothing
 
+    async def store_and_apply(self, channel: str, raw: bytes, kind: str,
+                              revision: BookingRevision) -> tuple[int, Confirmation]:
+        """:meth:`store` then :meth:`apply`, in one transaction when it can be (issue 13:
+        one commit, not two, and no inbox row written twice): the message is stored and
+        the revision applied together, and only then does the caller answer the OTA.
+        Whatever fails on the way, the message is then stored on its own and kept with the
+        reason (failed, with a conflict) exactly as :meth:`apply` does, and the same
+        exceptions reach the caller (ImpossibleStay, Unapplicable, a transient one). A
+        message whose hotel must be read from the booking held, or whose dates are
+        impossible, takes the two steps."""
+        if not revision.hotel or self.stay_problem(revision) is not None:
+            inbox_id = await self.store(channel, raw, kind)
+            return inbox_id, await self.apply(inbox_id, revision)
+        try:
+            incoming = self.translate(revision, None)
+            inbox_id, result = await self.ledger.store_and_apply(channel, raw, kind, incoming)
+        except Exception as e:  # nothing of it committed: stored now, on its own, with the reason
+            inbox_id = await self.store(channel, raw, kind)
+            reason = (f"{revision.channel} booking {revision.ota_booking_id} {revision.revision}: applying failed: "
+                      f"{e.__class__.__name__}: {e}")
+            await self.fail_stored(inbox_id, reason, ota_booking_id=revision.ota_booking_id)
+            if transient(e):
+                raise
+            raise Unapplicable(reason[:500]) from e
+        self._applied(revision, incoming, result)
+        return inbox_id, Confirmation(result.confirmation, result.status, duplicate=result.duplicate,
+                                      overbooked=result.overbooked)
+
+    def _applied(self, revision: BookingRevision, incoming: IncomingBooking, result) -> None:
+        log.info("booking applied", channel=revision.channel, ota_booking_id=revision.ota_booking_id,
+                 revision=revision.revision, action=revision.action, confirmation=result.confirmation,
+                 duplicate=result.duplicate, superseded=result.superseded, overbooked=result.overbooked,
+                 property=incoming.property)
+        if result.outbox_rows:
+            self.on_committed(revision.channel)
+
     async def fail_stored(self, inbox_id: int | None, reason: str, ota_booking_id: str | None = None) -> None:
         """Best effort (the database may be what failed): a row left ``received`` is
         re-processed at the next start."""
@@ -145,12 +181,7 @@ class Receiver:
             raise ImpossibleStay(problem)
         incoming = self.translate(revision, inbox_id)
         result = await self.ledger.apply_booking(incoming)
-        log.info("booking applied", channel=revision.channel, ota_booking_id=revision.ota_booking_id,
-                 revision=revision.revision, action=revision.action, confirmation=result.confirmation,
-                 duplicate=result.duplicate, superseded=result.superseded, overbooked=result.overbooked,
-                 property=incoming.property)
-        if result.outbox_rows:
-            self.on_committed(revision.channel)
+        self._applied(revision, incoming, result)
         return Confirmation(result.confirmation, result.status, duplicate=result.duplicate,
                             overbooked=result.overbooked)
 
