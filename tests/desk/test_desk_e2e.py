@@ -333,6 +333,11 @@ async def test_suspicious_flags_fire_on_crafted_cases_and_the_bookings_still_app
                                        checkout=(night + timedelta(days=1)).isoformat(), rooms=2,
                                        amount_minor=137600, currency="CNY",
                                        guest={"name": "刘强", "phone": "+86 135 0000 1234"}))["ota_booking_id"]))
+
+        async def landed(ch=ch, o=made[-1][1]):  # one after the other (sandboxes deliver bookings at once)
+            return await r.ledger.booking(ch, o) is not None
+
+        await r.wait_for(landed, timeout=30, what="the booking")
     room, rate = r.codes("ctrip", "SK", "BAR-SK")
     made.append(("ctrip", (await r.book("ctrip", hotel=r.hotel("ctrip"), room=room, rate=rate,
                                         checkin=night.isoformat(), checkout=(night + timedelta(days=1)).isoformat(),

@@ -41,6 +41,9 @@ async def conflicts(r, kind):
 async def test_the_breaker_opens_on_a_failing_ota_and_closes_when_it_recovers(running):
     r = running
     r.d.channels["ctrip"].breaker.failures = 3
+    # open long enough to be seen open on a loaded machine (the harness's 0.5 s is a probe at
+    # once); set back to 0.5 s below, so the recovery is probed at once
+    r.d.channels["ctrip"].breaker.reset_seconds = 60
     night = r.today() + timedelta(days=12)
     await r.faults("ctrip", error_rate=1.0, status=503)
     await r.ledger.set_ari(AriChange("SHA-BUND", "DK", night, night, rate_plan="BAR-DK", rooms=4,
@@ -66,6 +69,8 @@ async def test_the_breaker_opens_on_a_failing_ota_and_closes_when_it_recovers(ru
     # the other channels are not held back by ctrip
     await r.converge([night], channels=("booking", "fliggy", "meituan"))
     await r.faults("ctrip", error_rate=0.0)
+    r.d.channels["ctrip"].breaker.reset_seconds = 0.5
+    r.d.wake_all()
     await r.converge([night], timeout=30)
     assert r.d.channels["ctrip"].breaker.state == "closed"
 
