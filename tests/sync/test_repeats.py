@@ -53,7 +53,9 @@ async def _applied(r, channel: str, oid: str, n: int) -> dict:
         return b is not None and sum(1 for v in b["revisions"] if v["outcome"] == "applied") >= n
 
     await r.wait_for(ready, timeout=30, what=f"{channel} booking {oid} revision {n}")
-    return got["b"]
+    # read again: on PostgreSQL (read committed) the booking row and its revisions are two
+    # statements, and the revision may have been committed between them
+    return await r.ledger.booking(channel, oid)
 
 
 async def _trail(r, channel: str, oid: str) -> tuple[list, list]:
