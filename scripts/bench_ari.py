@@ -12,7 +12,10 @@ It prints, per run and then the median of the runs:
   change to the last channel's queue being empty) and per channel;
 - messages sent per channel / the minimum possible under that OTA's batching rule (the
   changed cells as they stand at the end, merged into ranges and batched by
-  channelmgr.sync.batching: what one message per OTA limit would be);
+  channelmgr.sync.batching: what one message per OTA limit would be). A run's closures (a
+  fall in rooms to sell) are counted apart from its other changes: they go at once, never
+  held for the prices behind them, so they cannot share those messages. Run 1 lowers the
+  rooms (closures, then prices); runs 2 and 3 raise them (openings and prices, one bulk);
 - the daemon's CPU;
 - the limits, measured in the same run on the same machine: how many OTA cells a second
   lxml builds (Booking.com's OTA_HotelAvailNotifRQ and OTA_HotelRateAmountNotifRQ, one night
@@ -198,15 +201,19 @@ async def run_once(b, ledger, ms, k: int, rng: random.Random) -> dict:
     # what was sent, and the fewest messages each OTA's rule allows for the same cells
     async def queued(conn):
         rt, rp = m.room_types, m.rate_plans
-        return (await conn.execute(select(o.c.channel, m.properties.c.code, o.c.kind, rt.c.code, rp.c.code, o.c.night)
+        return (await conn.execute(select(o.c.channel, m.properties.c.code, o.c.kind, rt.c.code, rp.c.code, o.c.night,
+                                          o.c.priority)
                                    .select_from(o.join(m.properties, m.properties.c.id == o.c.property_id)
                                                 .join(rt, rt.c.id == o.c.room_type_id)
                                                 .outerjoin(rp, rp.c.id == o.c.rate_plan_id))
                                    .where(o.c.id > mark))).all()
 
-    keys: dict[tuple[str, str], set] = {}
-    for ch, prop, kind, rtc, rpc, night in await db.read(queued):
-        keys.setdefault((ch, prop), set()).add((kind, rtc, rpc, night))
+    # closures (a fall in rooms to sell: priority 0) go at once, never held for company (issue
+    # 13: a sold-out night is never stuck behind a year of prices), so the fewest messages
+    # possible counts a run's closures apart from its other changes
+    keys: dict[tuple[str, str, bool], set] = {}
+    for ch, prop, kind, rtc, rpc, night, prio in await db.read(queued):
+        keys.setdefault((ch, prop, prio == 0), set()).add((kind, rtc, rpc, night))
     out: dict = {"write_s": t_written, "avail_write_s": t_avail, "wall_s": wall,
                  "cpu_percent": 100 * cpu / (wall if wall == wall else 1)}
     total_cells = 0
@@ -214,7 +221,7 @@ async def run_once(b, ledger, ms, k: int, rng: random.Random) -> dict:
     for ch in bf.CHANNELS:
         caps = load(ch).capabilities
         least = cells_n = 0
-        for (c, prop), ks in keys.items():
+        for (c, prop, _closures), ks in keys.items():
             if c != ch:
                 continue
             pm = ms.get(prop)
@@ -233,6 +240,7 @@ async def run_once(b, ledger, ms, k: int, rng: random.Random) -> dict:
         out[f"{ch}_cells_per_s"] = cells_n / done_at[ch] if ch in done_at else float("nan")
         out[f"{ch}_messages"] = sent
         out[f"{ch}_minimum"] = least
+        out[f"{ch}_closure_cells"] = sum(1 for (c, _p, closing), ks in keys.items() if c == ch and closing for _ in ks)
         out[f"{ch}_ratio"] = sent / least if least else float("nan")
         total_cells += cells_n
     out["cells"] = total_cells

@@ -13,7 +13,7 @@ The control API is the same JSON for every channel:
 - ``POST /_sandbox/bookings`` -> ``{"ota_booking_id"}``; the sandbox then delivers it the
   way the real OTA does (queued for the pull feed, or pushed to ``deliver_to``)
 - ``GET /_sandbox/bookings/<ota_booking_id>`` -> delivery state
-- ``POST /_sandbox/faults`` ``{"error_rate", "latency_ms", "status", "retry_after", "malformed_rate"}``
+- ``POST /_sandbox/faults`` ``{"error_rate", "latency_ms", "status", "retry_after", "malformed_rate", "fail_next"}``
 - ``GET /_sandbox/requests`` -> raw requests received (``DELETE`` clears them)
 """
 
@@ -92,6 +92,9 @@ class Faults:
     # a share of booking acknowledgements answered with ``status`` (the OTA's ack endpoint failing;
     # pull OTAs only: the booking stays delivered-not-acknowledged on the OTA's side)
     ack_error_rate: float = 0.0
+    # the next N protocol requests fail with ``status``, whatever error_rate draws (a test that
+    # must see a retry does not depend on the dice)
+    fail_next: int = 0
 
 
 @dataclass
@@ -450,6 +453,9 @@ class Sandbox:
         f = self.faults
         if f.latency_ms:
             await asyncio.sleep(f.latency_ms / 1000 * (0.5 + self.rng.random()))
+        if f.fail_next > 0:
+            f.fail_next -= 1
+            return self.fault_response(f.status, f.retry_after)
         if f.error_rate and self.rng.random() < f.error_rate:
             return self.fault_response(f.status, f.retry_after)
         return await handler(request)

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import structlog
-from sqlalchemy import String, and_, exists, select, type_coerce, update
+from sqlalchemy import and_, exists, func, select, update
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from adapters.base.contract import ChannelAdapter, ItemResult
@@ -61,18 +61,22 @@ class PushSettings:
     backoff_max: float = 300.0
     wait: Any = None  # tenacity wait strategy; tests pass wait_none()
     split_budget: int = 64  # extra calls one round may spend re-sending refused ranges in halves
-    # the claim (issue 13): pending rows are read without the write lock, in (priority, id)
-    # order, at most ``claim_scan`` of them; whole properties are taken (so a property's
-    # cells go out as the fewest messages), several at once, at most ``claim_batch`` rows
-    claim_scan: int = 20_000
-    claim_scan_per_slot: int = 2_500
-    write_chunk: int = 500  # rows claimed or settled done per write transaction
+    # the claim (issue 13): pending rows are counted per property without the write lock,
+    # in the order of each property's most urgent row; whole properties are taken (so a
+    # property's cells go out as the fewest messages), several at once, while the rows
+    # taken stay under ``claim_batch`` (a property is never cut at it)
+    claim_groups: int = 5_000  # properties (with pending rows) one look considers
+    write_chunk: int = 2000  # rows claimed or settled done per write transaction
     # a burst (``coalesce_cells`` or more pending cells of one property, the newest younger
     # than ``coalesce_seconds``) waits until it has been quiet that long, at most
     # ``coalesce_max_seconds`` from its oldest row; a lone change and a closure go at once
     coalesce_cells: int = 16
     coalesce_seconds: float = 0.4
-    coalesce_max_seconds: float = 3.0
+    coalesce_max_seconds: float = 20.0
+    # several properties' bursts at once (a bulk): held until the outbox has been quiet this long
+    coalesce_bulk_seconds: float = 1.5
+    # a property taken for a push comes with all its pending rows (past the scan), up to this
+    claim_whole_max: int = 200_000
 
 
 @dataclass
@@ -203,6 +207,10 @@ class PushWorker:
         # push's end removes (the cell or property in flight, every slot taken)
         self._more = False
         self._deferred = False
+        self._outbox_top = 0  # the newest outbox id seen, and when it last grew (monotonic)
+        self._outbox_grew = float("-inf")
+        self._held_since: float | None = None  # looks have only held bursts since then
+        self._bulk = False  # the last look saw several properties' bursts
         self._codes: dict[int, str] = {}  # property id -> code (an id's code never changes)
         self._catalog_ids: dict[int, dict[str, dict[int, str]]] = {}  # property id -> room/rate ids -> codes
 
@@ -325,89 +333,139 @@ class PushWorker:
     async def claim(self, slots: int | None = None, busy: set[int] | frozenset[int] = frozenset()) -> list[Any]:
         """Claim whole properties' pending rows for up to ``slots`` property pushes.
 
-        First a read, without the write lock: this channel's claimed cells, then at most
-        ``claim_scan`` pending rows in (priority, id) order (the ``ix_outbox_next`` index:
-        no sort, no correlated scan). Properties are taken in the order of their most urgent
-        row, each with all its pending rows seen (so a property's cells go out as the fewest
-        messages and several properties are in flight); a property already in flight
-        (``busy``) is taken only for its closures. A burst still growing waits (coalescing).
-        Then a short write claims those ids, each only if it is still pending and no row of
-        its cell is claimed (another process may have been quicker).
+        First reads, without the write lock: the pending rows counted per property (one row
+        each, in the order of its most urgent row), then the ids of the properties taken.
+        Each property is taken with all its pending rows (so its cells go out as the fewest
+        messages, and several properties are in flight); a property already in flight
+        (``busy``) is taken only for its closures. A burst still growing waits (coalescing),
+        and while a bulk over many properties is still being written (the outbox grew within
+        ``coalesce_bulk_seconds``) a look is two index seeks until it ends, or a closure comes,
+        or ``coalesce_max_seconds`` pass. Then short writes claim those ids, each only if it
+        is still pending and no row of its cell is claimed (in flight, or another process
+        was quicker: left for after it settles).
         """
         now = datetime.now(timezone.utc)
         slots = self.s.property_concurrency if slots is None else max(0, slots)
         lease = now + timedelta(seconds=self.s.lease_seconds)
         o = m.outbox
         ch = self.ch.name
-        scan = min(self.s.claim_scan, max(1, slots) * self.s.claim_scan_per_slot)
+        mono = time.monotonic()
+        # a bulk still being written (the outbox grew within coalesce_seconds, by anyone) holds
+        # its bursts: while it goes on, a look is two index seeks (the newest row; any closure),
+        # not a scan of the backlog
+        holding = (self._held_since is not None and mono - self._held_since < self.s.coalesce_max_seconds)
+
+        async def newest(conn):
+            return (await conn.execute(select(func.max(o.c.id)))).scalar() or 0
+
+        async def urgent_waiting(conn):
+            return (await conn.execute(select(o.c.id).where(
+                o.c.channel == ch, o.c.status == "pending", o.c.priority == 0,
+                o.c.available_at <= now).limit(1))).scalar() is not None
+
+        if holding:
+            async def peek(conn):
+                return await newest(conn), await urgent_waiting(conn)
+
+            top, urgent_now = await self.db.read(peek)
+            if top != self._outbox_top:
+                self._outbox_top, self._outbox_grew = top, mono
+            window = self.s.coalesce_bulk_seconds if self._bulk else self.s.coalesce_seconds
+            if not urgent_now and mono - self._outbox_grew < window:
+                self._next_due = mono + min(window, self.s.coalesce_seconds)
+                self._more = False
+                return []
+
+        full_c = (o.c.kind == "full").label("full")
+        pending = (o.c.channel == ch, o.c.status == "pending", o.c.available_at <= now)
 
         async def look(conn):
-            claimed = set((await conn.execute(select(o.c.cell).where(
-                o.c.status == "claimed", o.c.channel == ch))).scalars().all())
-            # created_at as the driver gives it (SQLite: ISO text, compared as text; PostgreSQL:
-            # a datetime): parsing 20,000 timestamps costs more than the query
-            cand = (await conn.execute(select(
-                o.c.id, o.c.property_id, o.c.cell, o.c.priority, o.c.kind,
-                type_coerce(o.c.created_at, String).label("created_at"))
-                .where(o.c.channel == ch, o.c.status == "pending", o.c.available_at <= now)
-                .order_by(o.c.channel, o.c.status, o.c.priority, o.c.id).limit(scan))).all()
-            return claimed, cand
+            # one row a property (and a full push apart): counted in the database, in the order
+            # of its most urgent row, so no backlog's rows are read into Python to find the work
+            groups = (await conn.execute(
+                select(o.c.property_id, full_c, func.min(o.c.priority).label("priority"),
+                       func.count().label("n"), func.max(o.c.id).label("top"))
+                .where(*pending).group_by(o.c.property_id, full_c)
+                .order_by(func.min(o.c.priority), func.min(o.c.id)).limit(self.s.claim_groups))).all()
+            return await newest(conn), groups
 
-        claimed, cand = await self.db.read(look)
-        self._more = len(cand) >= scan
+        top, groups = await self.db.read(look)
+        if top != self._outbox_top:
+            self._outbox_top, self._outbox_grew = top, mono
+        self._more = len(groups) >= self.s.claim_groups
         self._deferred = False
-        if not cand:
+        if not groups:
             self._next_due = None
+            self._held_since = None
             return []
-        by_prop: dict[tuple[int, bool], list[Any]] = {}
-        for r in cand:
-            if r.cell in claimed:
-                self._deferred = True  # its cell's push is in flight: after it settles
-                continue
-            by_prop.setdefault((r.property_id, r.kind == "full"), []).append(r)
-        mono = time.monotonic()
+        # several properties' bursts at once: a bulk over many properties, whose writer may
+        # pause longer between commits (one transaction a room type, a year each) than one
+        # property's edit does, and may come back to a property with its prices
+        self._bulk = sum(1 for g in groups if not g.full and g.n >= self.s.coalesce_cells) > 1
+        window = self.s.coalesce_bulk_seconds if self._bulk else self.s.coalesce_seconds
+        bulk_going = mono - self._outbox_grew < window
         next_due: float | None = None
-        ids: list[int] = []
-        taken = 0
-        for (pid, full), rs in by_prop.items():
-            urgent = [r for r in rs if r.priority == 0]
-            if taken >= slots or len(ids) >= self.s.claim_batch:
+        held_any = False
+        take: dict[tuple[int, bool], bool] = {}  # (property, full) -> only its closures
+        taken = rows_n = 0
+        for g in groups:
+            pid, full, urgent = g.property_id, bool(g.full), g.priority == 0
+            only_urgent = False
+            if taken >= slots or rows_n >= self.s.claim_batch:
                 self._deferred = True  # the rest when a slot is free
+                if taken < slots:
+                    self._more = True  # slots left: the next claim at once
                 if not urgent:  # in (priority, id) order: no closure after this one either
                     break
-                rs = urgent  # every slot is taken: closures still go, on their own
+                only_urgent = True  # every slot is taken: closures still go, on their own
             elif pid in busy:  # its push is in flight: only closures overtake it
-                if len(urgent) < len(rs):
-                    self._deferred = True
-                rs = urgent
-            elif not urgent and not full and len(rs) >= self.s.coalesce_cells:
+                self._deferred = True  # its other rows after it
+                if not urgent:
+                    continue
+                only_urgent = True
+            elif not urgent and not full and g.n >= self.s.coalesce_cells:
                 # a burst: by this worker's own clock (a large change's transaction may take
-                # longer than the window), it has grown within coalesce_seconds: wait
-                top = max(r.id for r in rs)
+                # longer than the window), it has grown within the window, or the outbox as a
+                # whole has (a bulk over many properties, which may come back to this one with
+                # its prices): wait, at most coalesce_max_seconds from its first sight
                 seen = self._bursts.get(pid)
-                if seen is None or seen[0] != top:
-                    seen = (top, mono, seen[2] if seen else mono)
+                if seen is None or seen[0] != g.top:
+                    seen = (g.top, mono, seen[2] if seen else mono)
                     self._bursts[pid] = seen
                 quiet, age = mono - seen[1], mono - seen[2]
-                if quiet < self.s.coalesce_seconds and age < self.s.coalesce_max_seconds:
-                    due = mono + min(self.s.coalesce_seconds - quiet, self.s.coalesce_max_seconds - age)
+                if (quiet < window or bulk_going) and age < self.s.coalesce_max_seconds:
+                    due = mono + min(self.s.coalesce_seconds, self.s.coalesce_max_seconds - age)
                     next_due = due if next_due is None else min(next_due, due)
+                    held_any = True
                     continue  # more of this burst is probably on its way
-            self._bursts.pop(pid, None)
-            if not rs:
-                continue
-            room = self.s.claim_batch - len(ids)
-            if room <= 0:  # closures past a full claim: bounded too
-                room = 2 * self.s.claim_batch - len(ids)
-                if room <= 0:
-                    break
-            if len(rs) > room:
-                self._deferred = True
-            ids.extend(r.id for r in rs[:room])
+            if not only_urgent:
+                self._bursts.pop(pid, None)
+            take[(pid, full)] = only_urgent
+            rows_n += g.n
             taken += 1
         self._next_due = next_due
-        if not ids:
+        if held_any and not take:
+            if self._held_since is None:
+                self._held_since = mono
+        else:
+            self._held_since = None
+        if not take:
             return []
+
+        async def rows_of(conn):
+            return (await conn.execute(select(o.c.id, o.c.property_id, o.c.priority, full_c).where(
+                *pending, o.c.property_id.in_(sorted({pid for pid, _ in take})))
+                .order_by(o.c.id).limit(self.s.claim_whole_max))).all()
+
+        got_rows = await self.db.read(rows_of)
+        if len(got_rows) >= self.s.claim_whole_max:
+            self._more = True
+        ids: list[int] = []
+        for r in got_rows:
+            only_urgent = take.get((r.property_id, bool(r.full)))
+            if only_urgent is None or (only_urgent and r.priority != 0):
+                continue
+            ids.append(r.id)
         busy_cell = m.outbox.alias("busy")
 
         def tx_for(chunk):
@@ -425,6 +483,8 @@ class PushWorker:
         # short writes (the write lock is everyone's): a few hundred rows each
         for chunk in _id_chunks(ids, self.s.write_chunk):
             got.extend(await self.db.write(tx_for(chunk), durable=False))  # lost: claimed again
+        if len(got) < len(ids):
+            self._deferred = True  # a cell in flight (or taken by another process): after it settles
         return sorted(got, key=lambda r: r.id)
 
     async def release(self, *, stale_only: bool) -> int:
@@ -517,7 +577,7 @@ class PushWorker:
                 if r.night < lo or r.night > hi:
                     outside += 1
                     keyed.setdefault(("skip", r.id), set()).add(r.id)
-                    skipped[r.id] = f"{r.night} is {outside_why}"
+                    skipped[r.id] = f"the night is {outside_why}"  # one reason: one statement settles them
                     continue
                 rt = ids["rt"].get(r.room_type_id)
                 rp = ids["rp"].get(r.rate_plan_id) if r.rate_plan_id else None
