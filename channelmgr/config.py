@@ -68,6 +68,12 @@ class SyncConfig(_Strict):
     readbacks_per_second: float = Field(1.0, gt=0)
     max_attempts: int = Field(8, ge=1)
     breaker_failures: int = Field(5, ge=1)
+    # coalescing (issue 13): a burst of one property goes after this much quiet; a bulk over
+    # many properties after the outbox has been quiet coalesce_bulk_seconds; none waits more
+    # than coalesce_max_seconds; closures and lone changes never wait
+    coalesce_seconds: float = Field(0.4, ge=0, le=10)
+    coalesce_bulk_seconds: float = Field(1.5, ge=0, le=30)
+    coalesce_max_seconds: float = Field(20.0, ge=0, le=120)
     breaker_reset_seconds: float = Field(30, gt=0)
     claim_lease_seconds: float = Field(60, gt=0)
     shutdown_grace_seconds: float = Field(10, ge=0)

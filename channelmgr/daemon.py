@@ -302,7 +302,10 @@ class Daemon:
     def _start_workers(self) -> None:
         s = self._push_settings or PushSettings(
             lease_seconds=self.config.sync.claim_lease_seconds, max_attempts=self.config.sync.max_attempts,
-            horizon_days=self.config.sync.horizon_days, flush_interval=self.config.sync.flush_interval_seconds)
+            horizon_days=self.config.sync.horizon_days, flush_interval=self.config.sync.flush_interval_seconds,
+            coalesce_seconds=self.config.sync.coalesce_seconds,
+            coalesce_bulk_seconds=self.config.sync.coalesce_bulk_seconds,
+            coalesce_max_seconds=self.config.sync.coalesce_max_seconds)
         for name, chrt in self.channels.items():
             w = PushWorker(chrt, self.rt.ledger, lambda: self.mappings, self.synclog, s,
                            worker_id=f"{self.run_id}/{name}")  # names this process (sync.processes)

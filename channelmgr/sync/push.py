@@ -66,6 +66,7 @@ class PushSettings:
     # property's cells go out as the fewest messages), several at once, while the rows
     # taken stay under ``claim_batch`` (a property is never cut at it)
     claim_groups: int = 5_000  # properties (with pending rows) one look considers
+    claim_inline: int = 2_000  # at most this many pending rows are read with the counts (one read)
     write_chunk: int = 2000  # rows claimed or settled done per write transaction
     # a burst (``coalesce_cells`` or more pending cells of one property, the newest younger
     # than ``coalesce_seconds``) waits until it has been quiet that long, at most
@@ -387,9 +388,13 @@ class PushWorker:
                        func.count().label("n"), func.max(o.c.id).label("top"))
                 .where(*pending).group_by(o.c.property_id, full_c)
                 .order_by(func.min(o.c.priority), func.min(o.c.id)).limit(self.s.claim_groups))).all()
-            return await newest(conn), groups
+            rows = None
+            if sum(g.n for g in groups) <= self.s.claim_inline:  # few (a booking's): read them now
+                rows = (await conn.execute(select(o.c.id, o.c.property_id, o.c.priority, full_c)
+                                           .where(*pending).order_by(o.c.id))).all()
+            return await newest(conn), groups, rows
 
-        top, groups = await self.db.read(look)
+        top, groups, inline = await self.db.read(look)
         if top != self._outbox_top:
             self._outbox_top, self._outbox_grew = top, mono
         self._more = len(groups) >= self.s.claim_groups
@@ -457,7 +462,7 @@ class PushWorker:
                 *pending, o.c.property_id.in_(sorted({pid for pid, _ in take})))
                 .order_by(o.c.id).limit(self.s.claim_whole_max))).all()
 
-        got_rows = await self.db.read(rows_of)
+        got_rows = inline if inline is not None else await self.db.read(rows_of)
         if len(got_rows) >= self.s.claim_whole_max:
             self._more = True
         ids: list[int] = []
