@@ -435,7 +435,10 @@ class PushWorker:
                 # its prices): wait, at most coalesce_max_seconds from its first sight
                 seen = self._bursts.get(pid)
                 if seen is None or seen[0] != g.top:
-                    seen = (g.top, mono, seen[2] if seen else mono)
+                    # it grew no later than the outbox's newest row was first seen (a look
+                    # while held does not read the bursts)
+                    grew_at = self._outbox_grew if self._outbox_grew != float("-inf") else mono
+                    seen = (g.top, grew_at, seen[2] if seen else mono)
                     self._bursts[pid] = seen
                 quiet, age = mono - seen[1], mono - seen[2]
                 if (quiet < window or bulk_going) and age < self.s.coalesce_max_seconds:
