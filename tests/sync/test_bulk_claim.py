@@ -61,6 +61,17 @@ def _worker(ledger) -> PushWorker:
                       worker_id="test-worker")
 
 
+async def _bulk_of_two(ledger, db) -> PushWorker:
+    """Both hotels' prices over 60 nights, one after the other; the worker's first look holds them."""
+    await _listed(ledger, db)
+    w = _worker(ledger)
+    end = D + timedelta(days=59)
+    await ledger.set_ari(AriChange("SHA-TEST", "DK", D, end, rate_plan="BAR", price_minor=90000), actor="t")
+    await ledger.set_ari(AriChange("SHA-TWO", "DK", D, end, rate_plan="BAR", price_minor=91000), actor="t")
+    assert await w.claim() == []
+    return w
+
+
 async def test_a_bulk_over_properties_is_held_while_written_then_each_goes_whole(ledger, db, clock):
     await _listed(ledger, db)
     w = _worker(ledger)
@@ -85,12 +96,7 @@ async def test_a_bulk_over_properties_is_held_while_written_then_each_goes_whole
 
 
 async def test_a_closure_is_not_held_by_a_bulk_being_written(ledger, db, clock):
-    await _listed(ledger, db)
-    w = _worker(ledger)
-    end = D + timedelta(days=59)
-    await ledger.set_ari(AriChange("SHA-TEST", "DK", D, end, rate_plan="BAR", price_minor=90000), actor="t")
-    await ledger.set_ari(AriChange("SHA-TWO", "DK", D, end, rate_plan="BAR", price_minor=91000), actor="t")
-    assert await w.claim() == []
+    w = await _bulk_of_two(ledger, db)
     clock.t += 0.5
     assert await w.claim() == []  # held: the outbox is still growing (a bulk)
     # a booking-like fall in rooms on the second hotel while the bulk is held
@@ -104,12 +110,7 @@ async def test_a_closure_is_not_held_by_a_bulk_being_written(ledger, db, clock):
 
 
 async def test_a_bulk_that_never_stops_is_sent_after_coalesce_max_seconds(ledger, db, clock):
-    await _listed(ledger, db)
-    w = _worker(ledger)
-    end = D + timedelta(days=59)
-    await ledger.set_ari(AriChange("SHA-TEST", "DK", D, end, rate_plan="BAR", price_minor=90000), actor="t")
-    await ledger.set_ari(AriChange("SHA-TWO", "DK", D, end, rate_plan="BAR", price_minor=91000), actor="t")
-    assert await w.claim() == []
+    w = await _bulk_of_two(ledger, db)
     price = 92000
     got = []
     for _ in range(30):  # a write every second, for 30 s
