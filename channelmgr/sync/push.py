@@ -76,7 +76,7 @@ class PushSettings:
     coalesce_max_seconds: float = 20.0
     # several properties' bursts at once (a bulk): held until the outbox has been quiet this long
     coalesce_bulk_seconds: float = 1.5
-    # a property taken for a push comes with all its pending rows (past the scan), up to this
+    # a property taken for a push comes with all its pending rows, up to this many in one claim
     claim_whole_max: int = 200_000
 
 
@@ -351,7 +351,7 @@ class PushWorker:
         o = m.outbox
         ch = self.ch.name
         mono = time.monotonic()
-        # a bulk still being written (the outbox grew within coalesce_seconds, by anyone) holds
+        # a bulk still being written (the outbox grew within coalesce_bulk_seconds, by anyone) holds
         # its bursts: while it goes on, a look is two index seeks (the newest row; any closure),
         # not a scan of the backlog
         holding = (self._held_since is not None and mono - self._held_since < self.s.coalesce_max_seconds)
