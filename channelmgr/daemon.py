@@ -41,6 +41,7 @@ from channelmgr.runtime import Runtime
 from channelmgr.sync.limits import CircuitBreaker
 from channelmgr.sync.push import ChannelRuntime, PushSettings, PushWorker
 from channelmgr.sync.receiver import Receiver
+from channelmgr.sync.snapshots import SharedSnapshots
 from channelmgr.sync.synclog import SyncLog
 from channelmgr.tasks import bounded, cancel_and_wait, end_leftover_tasks
 
@@ -306,9 +307,10 @@ class Daemon:
             coalesce_seconds=self.config.sync.coalesce_seconds,
             coalesce_bulk_seconds=self.config.sync.coalesce_bulk_seconds,
             coalesce_max_seconds=self.config.sync.coalesce_max_seconds)
+        snapshots = SharedSnapshots(self.rt.ledger)  # one ledger read for the channels pushing a property
         for name, chrt in self.channels.items():
             w = PushWorker(chrt, self.rt.ledger, lambda: self.mappings, self.synclog, s,
-                           worker_id=f"{self.run_id}/{name}")  # names this process (sync.processes)
+                           worker_id=f"{self.run_id}/{name}", snapshots=snapshots)  # names this process
             self.workers[name] = w
             self.worker_tasks.append(asyncio.create_task(self._supervise(w.run, f"push-{name}"), name=f"push-{name}"))
 

@@ -115,7 +115,8 @@ class _JobFailed(Exception):
 
 
 class _Lane:
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = True) -> None:
+        self.durable = durable
         self.queue: collections.deque[_Job] = collections.deque()
         self.task: asyncio.Task | None = None
         self.busy = False
@@ -162,6 +163,9 @@ class Database:
         self.group_lanes = (1 if self.dialect == "sqlite" else 0) if group_lanes is None else group_lanes
         self.group_max = group_max
         self._lanes = [_Lane() for _ in range(self.group_lanes)]
+        # writes that need not survive a power cut (push claims and settles, see write) share
+        # transactions of their own: they commit without an fsync, bookings' with one
+        self._light_lanes = [_Lane(durable=False) for _ in range(self.group_lanes)]
         self.group_commits = 0  # shared transactions committed (tests: fewer than the callers)
         self.grouped = 0  # callers whose work went through one
 
@@ -244,7 +248,7 @@ class Database:
         return lock
 
     async def write_grouped(self, fn: Callable[[AsyncConnection], Awaitable[T]], *, key: str | None = None,
-                            attempts: int = 8) -> T:
+                            attempts: int = 8, durable: bool = True) -> T:
         """Run ``fn`` as part of a write transaction shared with other callers waiting at
         the same moment (group commit), in its own SAVEPOINT: if it raises, only its own
         work is rolled back and the exception is raised here; the others commit. The
@@ -252,13 +256,15 @@ class Database:
         disk). ``key`` (a property) picks the lane on PostgreSQL, so that one property's
         rows are locked in one lane only. ``fn`` may run more than once (a retried
         transaction), so it must only touch the database, as for :meth:`write`. With no
-        lanes (PostgreSQL by default) it is :meth:`write`."""
-        if not self._lanes:
-            return await self.write(fn, attempts=attempts)
+        lanes (PostgreSQL by default) it is :meth:`write`. ``durable=False``: as for
+        :meth:`write`, in lanes of their own (the push workers' claims and settles)."""
+        lanes = self._lanes if durable else self._light_lanes
+        if not lanes:
+            return await self.write(fn, attempts=attempts, durable=durable)
         if key is not None:
-            lane = self._lanes[zlib.crc32(key.encode()) % len(self._lanes)]
+            lane = lanes[zlib.crc32(key.encode()) % len(lanes)]
         else:
-            lane = min(self._lanes, key=lambda ln: len(ln.queue) + (1 if ln.busy else 0))
+            lane = min(lanes, key=lambda ln: len(ln.queue) + (1 if ln.busy else 0))
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         lane.queue.append(_Job(fn, fut, attempts))
         if lane.task is None or lane.task.done():
@@ -302,7 +308,7 @@ class Database:
             try:
                 while True:
                     try:
-                        await self.write(group)
+                        await self.write(group, durable=lane.durable)
                         break
                     except _JobFailed as failed:
                         if len(outcome) == 0 and len(batch) == 1:  # rolled back alone already
@@ -362,7 +368,7 @@ class Database:
                 return await fn(conn)
 
     async def dispose(self) -> None:
-        for lane in self._lanes:  # what is queued gets its transaction before the engine goes
+        for lane in self._lanes + self._light_lanes:  # what is queued gets its transaction before the engine goes
             if lane.task is not None and not lane.task.done():
                 try:
                     await asyncio.wait_for(asyncio.shield(lane.task), 10)

@@ -982,46 +982,73 @@ class Ledger:
         return await self.db.read(q)
 
     async def snapshot(self, property_code: str, start: date, end: date, conn: AsyncConnection | None = None):
-        """The ledger for one property and range, by local codes (input of mapping.derive)."""
+        """The ledger for one property and range, by local codes (input of mapping.derive).
+
+        Four statements, each built once (issue 13: a push reads one for every property and
+        channel): the room types with their physical rooms as they are now, then the range's
+        inventory, rates and restrictions. Ids and codes come from the catalog cache (an id's
+        code never changes; a plan added since is read again with the catalog)."""
         from channelmgr.mapping.derive import RateNight, Snapshot
 
         async def q(conn: AsyncConnection) -> Snapshot:
-            cat = await self.catalog(conn, property_code, channels=False)
+            cat = await self.cached_catalog(conn, property_code)
             pid = cat.property.id
-            rt_code = {r.id: r.code for r in cat.room_types.values()}
+            rts = (await conn.execute(_stmt(conn, "snapshot room types", lambda: select(
+                m.room_types.c.id, m.room_types.c.code, m.room_types.c.physical_rooms).where(
+                m.room_types.c.property_id == _bind("pid"), m.room_types.c.active.is_(True))),
+                {"pid": pid})).all()
             rp_code = {r.id: r.code for r in cat.rate_plans.values()}
-            inv = {(r.room_type_id, r.night): r for r in (await conn.execute(select(m.inventory).where(
-                m.inventory.c.property_id == pid, m.inventory.c.night.between(start, end)))).all()}
+            span = {"pid": pid, "lo": start, "hi": end}
+            inv = {(r[0], r[1]): r for r in (await conn.execute(_stmt(conn, "snapshot inventory", lambda: select(
+                m.inventory.c.room_type_id, m.inventory.c.night, m.inventory.c.physical, m.inventory.c.out_of_order,
+                m.inventory.c.sold, m.inventory.c.held).where(
+                m.inventory.c.property_id == _bind("pid"), m.inventory.c.night.between(_bind("lo"), _bind("hi")))),
+                span)).all()}
+            nights = list(dates.days(start, end))
             free: dict[tuple[str, date], int] = {}
-            for rt in cat.room_types.values():
-                for n in dates.days(start, end):
-                    r = inv.get((rt.id, n))
+            for rt_id, rt_code, physical in rts:
+                for n in nights:
+                    r = inv.get((rt_id, n))
                     if r is None:
-                        free[(rt.code, n)] = rt.physical_rooms
+                        free[(rt_code, n)] = physical
                     else:
-                        phys = r.physical if r.physical is not None else rt.physical_rooms
-                        free[(rt.code, n)] = phys - r.out_of_order - r.sold - r.held
+                        free[(rt_code, n)] = (r[2] if r[2] is not None else physical) - r[3] - r[4] - r[5]
+            rate_rows = (await conn.execute(_stmt(conn, "snapshot rates", lambda: select(
+                m.rates.c.rate_plan_id, m.rates.c.night, m.rates.c.occupancy, m.rates.c.price_minor,
+                m.rates.c.currency).where(
+                m.rates.c.property_id == _bind("pid"), m.rates.c.night.between(_bind("lo"), _bind("hi")))),
+                span)).all()
+            restr_rows = (await conn.execute(_stmt(conn, "snapshot restrictions", lambda: select(
+                m.restrictions.c.rate_plan_id, m.restrictions.c.night, m.restrictions.c.min_los,
+                m.restrictions.c.max_los, m.restrictions.c.cta, m.restrictions.c.ctd,
+                m.restrictions.c.stop_sell).where(
+                m.restrictions.c.property_id == _bind("pid"),
+                m.restrictions.c.night.between(_bind("lo"), _bind("hi")))), span)).all()
+            if any(r[0] not in rp_code for r in rate_rows) or any(r[0] not in rp_code for r in restr_rows):
+                # a plan the cached catalog does not know (added by another process, or one no
+                # longer active): the catalog as it is now decides
+                cat = await self.catalog(conn, property_code, channels=False)
+                rp_code = {r.id: r.code for r in cat.rate_plans.values()}
             prices: dict[tuple[str, date], dict[int, int]] = {}
             currency: dict[tuple[str, date], str] = {}
-            for r in (await conn.execute(select(m.rates).where(
-                    m.rates.c.property_id == pid, m.rates.c.night.between(start, end)))).all():
-                if r.rate_plan_id in rp_code:
-                    key = (rp_code[r.rate_plan_id], r.night)
-                    prices.setdefault(key, {})[r.occupancy] = r.price_minor
-                    currency[key] = r.currency
+            for rp_id, night, occ, price, cur in rate_rows:
+                code = rp_code.get(rp_id)
+                if code is not None:
+                    key = (code, night)
+                    prices.setdefault(key, {})[occ] = price
+                    currency[key] = cur
             restr = {}
-            for r in (await conn.execute(select(m.restrictions).where(
-                    m.restrictions.c.property_id == pid, m.restrictions.c.night.between(start, end)))).all():
-                if r.rate_plan_id in rp_code:
-                    restr[(rp_code[r.rate_plan_id], r.night)] = r
+            for r in restr_rows:
+                code = rp_code.get(r[0])
+                if code is not None:
+                    restr[(code, r[1])] = r
             rates = {}
-            for key in set(prices) | set(restr):
+            for key in prices.keys() | restr.keys():
                 rs = restr.get(key)
                 rates[key] = RateNight(prices=prices.get(key, {}), currency=currency.get(key),
-                                       min_los=rs.min_los if rs else None, max_los=rs.max_los if rs else None,
-                                       cta=rs.cta if rs else None, ctd=rs.ctd if rs else None,
-                                       stop_sell=rs.stop_sell if rs else None)
-            del rt_code
+                                       min_los=rs[2] if rs else None, max_los=rs[3] if rs else None,
+                                       cta=rs[4] if rs else None, ctd=rs[5] if rs else None,
+                                       stop_sell=rs[6] if rs else None)
             return Snapshot(property_code, free, rates)
 
         if conn is not None:

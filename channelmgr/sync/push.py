@@ -37,6 +37,7 @@ from channelmgr.mapping import MappingSet
 from channelmgr.mapping.derive import all_keys, derive
 from channelmgr.sync.batching import Item, batches, probe_nights, to_items
 from channelmgr.sync.limits import CircuitBreaker, TokenBucket
+from channelmgr.sync.snapshots import SharedSnapshots
 from channelmgr.sync.synclog import SyncLog, current_attempt, current_property
 
 log = structlog.get_logger("channelmgr.push")
@@ -185,9 +186,12 @@ async def release_claims(conn: Any, *cond: Any) -> int:
 
 class PushWorker:
     def __init__(self, channel: ChannelRuntime, ledger: Ledger, mappings: Callable[[], MappingSet | None],
-                 synclog: SyncLog, settings: PushSettings | None = None, worker_id: str | None = None):
+                 synclog: SyncLog, settings: PushSettings | None = None, worker_id: str | None = None,
+                 snapshots: SharedSnapshots | None = None):
         self.ch = channel
         self.ledger = ledger
+        # the ledger reads, shared with the other channels' workers (the daemon's one)
+        self.snapshots = snapshots or SharedSnapshots(ledger, gather_seconds=0)
         self.db = ledger.db
         self.mappings = mappings
         self.synclog = synclog
@@ -490,7 +494,9 @@ class PushWorker:
         got: list[Any] = []
         # short writes (the write lock is everyone's): a few hundred rows each
         for chunk in _id_chunks(ids, self.s.write_chunk):
-            got.extend(await self.db.write(tx_for(chunk), durable=False))  # lost: claimed again
+            # shared with the other channels' claims of the moment (group commit): they end together,
+            # so their pushes share one ledger read (SharedSnapshots)
+            got.extend(await self.db.write_grouped(tx_for(chunk), durable=False))  # lost: claimed again
         if len(got) < len(ids):
             self._deferred = True  # a cell in flight (or taken by another process): after it settles
         return sorted(got, key=lambda r: r.id)
@@ -609,7 +615,7 @@ class PushWorker:
                 async def plan(keys: list[tuple], first: bool) -> list[list[Item]]:
                     """One ledger read and one derivation for the keys, batched; closures first."""
                     nights = [k[3] for k in keys]
-                    snap = await self.ledger.snapshot(code, min(nights), max(nights))
+                    snap = await self.snapshots.get(code, min(nights), max(nights))
                     cells = derive(pm, self.ch.name, snap, keys, today=today, supported=caps.restrictions,
                                    inventory_level=caps.inventory_level)
                     refused = [c for c in cells if c.price_refused]
@@ -816,7 +822,7 @@ class PushWorker:
 
         # the done rows in short writes of their own; the rest (rare) in one
         for chunk in _id_chunks(done, self.s.write_chunk):
-            await self.db.write(done_tx(chunk), durable=False)  # lost in a power cut: pushed again
+            await self.db.write_grouped(done_tx(chunk), durable=False)  # lost in a power cut: pushed again
 
         async def tx(conn):
             by_why: dict[str, list[int]] = {}
