@@ -128,7 +128,8 @@ def _name(fn: Callable[..., Any]) -> str:
 
 class Database:
     def __init__(self, url: str, *, busy_timeout_ms: int = 10_000, pool_size: int = 10, echo: bool = False,
-                 write_bound_seconds: float = 1.0, group_lanes: int | None = None, group_max: int = 64):
+                 write_bound_seconds: float = 1.0, group_lanes: int | None = None, group_max: int = 64,
+                 inline: bool = True):
         self.url = url
         self.sa_url = async_url(url)
         self.dialect = "sqlite" if self.sa_url.startswith("sqlite") else "postgresql"
@@ -147,6 +148,12 @@ class Database:
             if self.sqlite_path is not None:
                 private_sqlite_file(self.sqlite_path)
             kwargs["connect_args"] = {"timeout": busy_timeout_ms / 1000}
+            if self.sqlite_path is not None and inline:
+                # short statements on the loop's thread, waits and long ones on aiosqlite's
+                # (channelmgr.ledger.sqlite_inline): most of a statement's cost was the hand-over
+                from channelmgr.ledger.sqlite_inline import connector_for
+
+                kwargs["async_creator"] = connector_for(str(self.sqlite_path), timeout=busy_timeout_ms / 1000)
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.sa_url, **kwargs)
