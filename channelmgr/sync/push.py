@@ -627,8 +627,8 @@ class PushWorker:
                         mine.add(("rooms", c.room_type, None, c.night))
                         if c.rate_plan is not None:
                             mine.add(("rate", c.room_type, c.rate_plan, c.night))
-                        if c.rooms_to_sell is None and not c.prices and all(
-                                getattr(c, r) is None for r in ("min_los", "max_los", "cta", "ctd", "stop_sell")):
+                        if (c.rooms_to_sell is None and not c.prices and c.min_los is None and c.max_los is None
+                                and c.cta is None and c.ctd is None and c.stop_sell is None):
                             continue  # nothing to set (e.g. a rate with no price yet): nothing to send
                         linked = set(keyed.get(("rooms", c.room_type, None, c.night), ()))
                         if c.rate_plan is not None:
