@@ -169,6 +169,8 @@ class Tracer:
         self.index = _index(pm)
         self._plans: dict[tuple[str, date, int], Priced] = {}
         self._stages: dict[str, tuple[list[_Stage], str, Decimal]] = {}
+        self._channel_math: dict[tuple, tuple] = {}
+        self._plan_math: dict[tuple, tuple] = {}
 
     def plan(self, snap: Any, code: str, night: date, occupancy: int) -> Priced:
         key = (code, night, occupancy)
@@ -199,11 +201,15 @@ class Tracer:
         parent = self.plan(snap, plan.derived_from, night, occupancy)
         if parent.value is None or parent.refused is not None:
             return Priced(None if parent.value is None else parent.value, parent.refused, currency=cur)
-        stages = _plan_stages(plan, i, cur)
-        floor = explicit if explicit is not None else default_floor(parent.value)
-        value, at, zero = _run(parent.value, stages, floor)
+        key = (code, parent.value)
+        got = self._plan_math.get(key)
+        if got is None:  # as for channel_of: the arithmetic depends on the parent's price alone
+            stages = _plan_stages(plan, i, cur)
+            floor = explicit if explicit is not None else default_floor(parent.value)
+            got = self._plan_math[key] = (stages, floor, *_run(parent.value, stages, floor),
+                                          _first_halving(parent.value, stages))
+        stages, floor, value, at, zero, h = got
         cuts = parent.cuts
-        h = _first_halving(parent.value, stages)
         if h is not None:
             cuts = cuts + (Finding(stages[h].loc,
                                    f"rate plan '{code}' cuts {plan.derived_from}'s {_fmt(parent.value, cur)} on "
@@ -237,21 +243,27 @@ class Tracer:
                    stages: list[_Stage], currency: str, rate: Decimal, *, static: bool = False) -> Priced:
         """The channel rule applied to a plan's price. ``static``: ``hotel`` is the lowest price
         the plan can have (no night); only zero and the 1% default floor can be judged then."""
-        plan = self.pm.rate_plans[code]
-        explicit, _, fname = explicit_floor(self.prop, plan)
         p = hotel.value
         assert p is not None
-        plain = convert(p, self.prop.currency, currency, rate)
-        if explicit is not None:
-            floor = 1 if static else max(1, convert(explicit, self.prop.currency, currency, rate))
-        else:
-            floor = default_floor(plain)
-            fname = "1% of the hotel's price, the floor where no min_price is set"
-        value, at, zero = _run(p, stages, floor)
+        # the arithmetic depends on the price alone (exact fractions: most of a bulk push's
+        # derivation), so a year of nights at a few prices works it out a few times
+        key = (name, code, p, static)
+        got = self._channel_math.get(key)
+        if got is None:
+            plan = self.pm.rate_plans[code]
+            explicit, _, fname = explicit_floor(self.prop, plan)
+            plain = convert(p, self.prop.currency, currency, rate)
+            if explicit is not None:
+                floor = 1 if static else max(1, convert(explicit, self.prop.currency, currency, rate))
+            else:
+                floor = default_floor(plain)
+                fname = "1% of the hotel's price, the floor where no min_price is set"
+            got = self._channel_math[key] = (floor, fname, *_run(p, stages, floor),
+                                             _first_halving(p, stages, plain))
+        floor, fname, value, at, zero, h = got
         whose = f"{code}'s lowest price" if static else f"{code}'s"
         on = "" if night is None else f" on {night}"
         cuts = hotel.cuts
-        h = _first_halving(p, stages, plain)
         if h is not None:
             cuts = cuts + (Finding(stages[h].loc,
                                    f"the {name} price rule ('{stages[h].what}') cuts {whose} "
@@ -398,6 +410,8 @@ class _StaticTracer(Tracer):
         self.index = {c: i for c, (i, _) in by_code.items()}
         self._plans = {}
         self._stages = {}
+        self._channel_math = {}
+        self._plan_math = {}
 
 
 def _static_plan(i: int, plan: Any, parent_low: int | None, explicit: int | None, cur: str,
