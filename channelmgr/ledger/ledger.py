@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import time
 import uuid
 from dataclasses import dataclass
@@ -161,9 +162,15 @@ class Ledger:
             return hit[2]
         cat = await self.catalog(conn, property_code)
         if _catalog_generation.get(self.db.url, 0) == gen:  # not invalidated while it was read
-            if len(self._catalogs) > 100_000:
-                self._catalogs.clear()
-            self._catalogs[property_code] = (now, gen, cat)
+            self._catalogs.pop(property_code, None)
+            self._catalogs[property_code] = (now, gen, cat)  # the newest last (insertion order)
+            # what is past its TTL would be read again anyway: dropped, oldest first, so the cache
+            # holds the properties of the last CATALOG_TTL_SECONDS only (the watchdog reads back
+            # every property in turn: 10,000 catalogs kept were 40 MB)
+            stale = [code for code, _ in itertools.takewhile(
+                lambda kv: now - kv[1][0] >= CATALOG_TTL_SECONDS, itertools.islice(self._catalogs.items(), 64))]
+            for code in stale:
+                del self._catalogs[code]
         return cat
 
     # ---- shared pieces ---------------------------------------------------------------
