@@ -22,7 +22,9 @@ the connection's thread, so the loop never waits on a lock or a disk:
   daemon's write transactions are bounded in size by design (Database.write).
 
 The sqlite3 connection is used by one thread at a time: SQLAlchemy awaits each call before
-the next, and a call goes here only when the thread has finished the one before.
+the next, and a call runs here only when the thread has finished every call handed to it
+(one whose caller was cancelled may still be running there: then the next calls queue
+behind it on the thread).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class InlineConnection(aiosqlite.Connection):
         self._threaded: set[int] = set()  # cursors whose statement went to the thread: so do their fetches
         self.inline_calls = 0
         self.thread_calls = 0
+        self._sent = self._done = 0  # calls handed to the thread, and finished there
 
     async def _connect(self) -> "InlineConnection":
         await super()._connect()
@@ -70,11 +73,23 @@ class InlineConnection(aiosqlite.Connection):
 
     async def _thread_call(self, fn, *args, **kwargs):
         self.thread_calls += 1
-        return await super()._execute(fn, *args, **kwargs)
+        self._sent += 1  # written on the loop's thread only; _done on the worker's only
+
+        def run():
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._done += 1
+
+        return await super()._execute(run)
 
     async def _execute(self, fn, *args, **kwargs):
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
+        if self._sent != self._done:
+            # the thread is still at a call whose caller went away (cancelled): everything
+            # goes after it, in order, so the connection is never used by two threads at once
+            return await self._thread_call(fn, *args, **kwargs)
         name = getattr(fn, "__name__", "")
         owner = getattr(fn, "__self__", None)
         if name in ("execute", "executemany") and isinstance(owner, sqlite3.Cursor):

@@ -139,3 +139,32 @@ async def test_a_failed_write_is_rolled_back_whole(tmp_path):
         assert await db.read(r) == 10
     finally:
         await db.dispose()
+
+
+async def test_after_a_cancelled_call_the_next_ones_queue_behind_it_on_the_thread(tmp_path):
+    from channelmgr.ledger.sqlite_inline import InlineConnection
+
+    db = await _db(tmp_path)
+    await db.dispose()
+    conn = await InlineConnection(lambda: sqlite3.connect(str(tmp_path / "inline.db"), check_same_thread=False))
+    try:
+        # a long statement that then holds the thread for a second more, whatever the machine's speed
+        conn._conn.create_function("pause", 1, lambda s: time.sleep(s) or 0)
+        long_cur = await conn.cursor()
+        t = asyncio.create_task(long_cur.execute(LONG.replace("SELECT max(x)", "SELECT max(x) + pause(1.0)", 1)))
+        for _ in range(100):  # until it has outlasted its slice and gone to the thread
+            await asyncio.sleep(0.01)
+            if conn.thread_calls:
+                break
+        assert conn.thread_calls == 1
+        t.cancel()  # its caller goes away; the thread is still at it
+        inline_before, threaded_before = conn.inline_calls, conn.thread_calls
+        started = time.monotonic()
+        cur = await conn.cursor()  # the next call: queued behind it on the thread, not run beside it
+        assert conn.inline_calls == inline_before and conn.thread_calls == threaded_before + 1
+        assert time.monotonic() - started >= 0.5  # it waited for the long call's pause(1.0)
+        # the thread is done: look-ups run on the loop again
+        await cur.execute("SELECT v FROM t WHERE id = 2")
+        assert await cur.fetchall() == [(20,)] and conn.inline_calls > inline_before
+    finally:
+        await conn.close()
