@@ -18,6 +18,7 @@ committed, and a restart resumes both.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import socket
@@ -102,6 +103,7 @@ class Daemon:
         self.channels: dict[str, ChannelRuntime] = {}
         self.workers: dict[str, PushWorker] = {}
         self.worker_tasks: list[asyncio.Task] = []
+        self.snapshots: SharedSnapshots | None = None
         self.synclog: SyncLog | None = None
         self.process = None  # channelmgr.sync.processes.ProcessRegistry: claims name it
         self.receiver: Receiver | None = None
@@ -307,7 +309,7 @@ class Daemon:
             coalesce_seconds=self.config.sync.coalesce_seconds,
             coalesce_bulk_seconds=self.config.sync.coalesce_bulk_seconds,
             coalesce_max_seconds=self.config.sync.coalesce_max_seconds)
-        snapshots = SharedSnapshots(self.rt.ledger)  # one ledger read for the channels pushing a property
+        snapshots = self.snapshots = SharedSnapshots(self.rt.ledger)  # one read for the channels pushing a property
         for name, chrt in self.channels.items():
             w = PushWorker(chrt, self.rt.ledger, lambda: self.mappings, self.synclog, s,
                            worker_id=f"{self.run_id}/{name}", snapshots=snapshots)  # names this process
@@ -341,36 +343,51 @@ class Daemon:
         except Exception as e:
             log.error("background task died", task=what, error=f"{e.__class__.__name__}: {e}")
 
+    def _at_stop_quietly(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        """A job that the scheduler's shutdown cancels while it runs ends quietly (APScheduler
+        logs a cancelled job as an error, in plain text among the JSON lines)."""
+        @functools.wraps(fn)
+        async def job(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except asyncio.CancelledError:
+                if self._stopped.is_set():
+                    return None
+                raise
+
+        return job
+
     def _start_scheduler(self) -> None:
+        q = self._at_stop_quietly
         sch = AsyncIOScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
                                                             "misfire_grace_time": 30})
         cfg = self.config
         # coroutines run on the event loop; a plain function would run in a thread
-        sch.add_job(self._flush, "interval", seconds=cfg.sync.flush_interval_seconds, id="flush")
+        sch.add_job(q(self._flush), "interval", seconds=cfg.sync.flush_interval_seconds, id="flush")
         for name, chrt in self.channels.items():
             if chrt.adapter.capabilities.booking_delivery == "pull":
-                sch.add_job(self.pull, "interval", args=[name], seconds=cfg.channels[name].pull_interval_seconds,
+                sch.add_job(q(self.pull), "interval", args=[name], seconds=cfg.channels[name].pull_interval_seconds,
                             id=f"pull:{name}", next_run_time=datetime.now(timezone.utc) + timedelta(seconds=1))
         hh, mm = (int(x) for x in cfg.sync.nightly_full_sync_at.split(":"))
         from tzlocal import get_localzone
 
-        sch.add_job(self.full_sync, "cron", hour=hh, minute=mm, id="full-sync", timezone=get_localzone())
-        sch.add_job(self.watchdog, "interval", seconds=cfg.sync.watchdog_interval_seconds, id="watchdog")
+        sch.add_job(q(self.full_sync), "cron", hour=hh, minute=mm, id="full-sync", timezone=get_localzone())
+        sch.add_job(q(self.watchdog), "interval", seconds=cfg.sync.watchdog_interval_seconds, id="watchdog")
         # issue 12: the desk reads new bookings (requests, flags, ack deadlines), and checks overbookings daily
-        sch.add_job(self.desk_scan, "interval", seconds=cfg.desk.scan_interval_seconds, id="desk-scan",
+        sch.add_job(q(self.desk_scan), "interval", seconds=cfg.desk.scan_interval_seconds, id="desk-scan",
                     next_run_time=datetime.now(timezone.utc) + timedelta(seconds=1))
         oh, om = (int(x) for x in cfg.desk.overbooking_check_at.split(":"))
-        sch.add_job(self.overbooking_check, "cron", hour=oh, minute=om, id="overbooking-check",
+        sch.add_job(q(self.overbooking_check), "cron", hour=oh, minute=om, id="overbooking-check",
                     timezone=get_localzone())
         if cfg.retention.older_than_days is not None:  # issue 13: the daily prune (channelmgr.retention)
             ph, pm_ = (int(x) for x in cfg.retention.prune_at.split(":"))
-            sch.add_job(self.prune, "cron", hour=ph, minute=pm_, id="prune", timezone=get_localzone())
+            sch.add_job(q(self.prune), "cron", hour=ph, minute=pm_, id="prune", timezone=get_localzone())
         if cfg.demo.synthetic_guests and any(c.sandbox for c in self.channels.values()):
             from channelmgr.demo import SyntheticGuests
 
             self.demo = SyntheticGuests(self, seed=cfg.demo.seed)
             if cfg.demo.bookings_per_minute > 0:
-                sch.add_job(self.demo.tick, "interval", seconds=60.0 / cfg.demo.bookings_per_minute, id="demo",
+                sch.add_job(q(self.demo.tick), "interval", seconds=60.0 / cfg.demo.bookings_per_minute, id="demo",
                             next_run_time=datetime.now(timezone.utc) + timedelta(seconds=3))
             asyncio.get_running_loop().create_task(self._guard(self.demo.seed_ledger(), "demo-seed"))
         sch.start()
@@ -573,6 +590,8 @@ class Daemon:
         await bounded(asyncio.gather(*(w.stop(grace) for w in self.workers.values()), return_exceptions=True),
                       grace + 10, "push workers")
         await bounded(asyncio.gather(*(cancel_and_wait(t) for t in self.worker_tasks)), 10, "worker tasks")
+        if self.snapshots is not None:  # a read the stopped pushes had asked for: not left holding a connection
+            await bounded(self.snapshots.close(), 10, "ledger reads")
         if self.http:
             await bounded(self.http.cleanup(), 10, "http server")
         for c in self.channels.values():

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import os
 import random
 import time
 import zlib
@@ -148,7 +149,7 @@ class Database:
             if self.sqlite_path is not None:
                 private_sqlite_file(self.sqlite_path)
             kwargs["connect_args"] = {"timeout": busy_timeout_ms / 1000}
-            if self.sqlite_path is not None and inline:
+            if self.sqlite_path is not None and inline and os.environ.get("CHANNELMGR_SQLITE_INLINE", "1") != "0":
                 # short statements on the loop's thread, waits and long ones on aiosqlite's
                 # (channelmgr.ledger.sqlite_inline): most of a statement's cost was the hand-over
                 from channelmgr.ledger.sqlite_inline import connector_for

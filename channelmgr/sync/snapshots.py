@@ -74,3 +74,12 @@ class SharedSnapshots:
         else:
             if not r.future.done():
                 r.future.set_result(snap)
+
+    async def close(self) -> None:
+        """Cancel the reads still going (the daemon stops) and wait for them to let go."""
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        self._waiting.clear()
