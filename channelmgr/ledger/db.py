@@ -129,8 +129,7 @@ def _name(fn: Callable[..., Any]) -> str:
 
 class Database:
     def __init__(self, url: str, *, busy_timeout_ms: int = 10_000, pool_size: int = 10, echo: bool = False,
-                 write_bound_seconds: float = 1.0, group_lanes: int | None = None, group_max: int = 64,
-                 inline: bool = True):
+                 write_bound_seconds: float = 1.0, group_lanes: int | None = None, group_max: int = 64):
         self.url = url
         self.sa_url = async_url(url)
         self.dialect = "sqlite" if self.sa_url.startswith("sqlite") else "postgresql"
@@ -149,9 +148,10 @@ class Database:
             if self.sqlite_path is not None:
                 private_sqlite_file(self.sqlite_path)
             kwargs["connect_args"] = {"timeout": busy_timeout_ms / 1000}
-            if self.sqlite_path is not None and inline and os.environ.get("CHANNELMGR_SQLITE_INLINE", "1") != "0":
+            if self.sqlite_path is not None and os.environ.get("CHANNELMGR_SQLITE_INLINE", "1") != "0":
                 # short statements on the loop's thread, waits and long ones on aiosqlite's
-                # (channelmgr.ledger.sqlite_inline): most of a statement's cost was the hand-over
+                # (channelmgr.ledger.sqlite_inline): most of a statement's cost was the hand-over;
+                # CHANNELMGR_SQLITE_INLINE=0 hands every call over, as plain aiosqlite does
                 from channelmgr.ledger.sqlite_inline import connector_for
 
                 kwargs["async_creator"] = connector_for(str(self.sqlite_path), timeout=busy_timeout_ms / 1000)
