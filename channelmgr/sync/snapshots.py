@@ -22,10 +22,10 @@ from typing import Any
 
 
 class _Read:
-    __slots__ = ("start", "end", "future", "joined")
+    __slots__ = ("start", "end", "future")
 
     def __init__(self, start: date, end: date, future: asyncio.Future):
-        self.start, self.end, self.future, self.joined = start, end, future, 1
+        self.start, self.end, self.future = start, end, future
 
 
 class SharedSnapshots:
@@ -45,7 +45,6 @@ class SharedSnapshots:
         gap = timedelta(days=self.join_nights)
         if r is not None and start <= r.end + gap and end >= r.start - gap:
             r.start, r.end = min(r.start, start), max(r.end, end)
-            r.joined += 1
         else:
             r = _Read(start, end, asyncio.get_running_loop().create_future())
             self._waiting[property_code] = r  # a farther range replaces it here; it still runs
