@@ -172,8 +172,12 @@ class Database:
         self.group_max = group_max
         self._lanes = [_Lane() for _ in range(self.group_lanes)]
         # writes that need not survive a power cut (push claims and settles, see write) share
-        # transactions of their own: they commit without an fsync, bookings' with one
-        self._light_lanes = [_Lane(durable=False) for _ in range(self.group_lanes)]
+        # transactions of their own: they commit without an fsync, bookings' with one. On
+        # PostgreSQL too, one lane (unless lanes are asked for): the four channels' claims of a
+        # booking then end together and share one ledger read (sync.snapshots); measured at 20
+        # bookings/s, fan-out p95 1.6 s without it, 0.9 s with it
+        self._light_lanes = [_Lane(durable=False) for _ in range(
+            self.group_lanes if group_lanes is not None else 1)]
         self.group_commits = 0  # shared transactions committed (tests: fewer than the callers)
         self.grouped = 0  # callers whose work went through one
 
