@@ -255,8 +255,13 @@ class Ledger:
         async def tx(conn: AsyncConnection) -> ChangeSummary:
             now = utcnow()
             journal: list[dict[str, Any]] = []
-            outbox_rows = 0
+            journal_rows = outbox_rows = 0
             for spec in specs:
+                if len(journal) >= 2000:  # written as it goes: a first start of 10,000 properties
+                    # held 100,000 rows, whose freed memory the daemon kept (issue 13)
+                    await self.add_journal(conn, journal)
+                    journal_rows += len(journal)
+                    journal = []
                 first_row = len(journal)  # this property's journal rows are journal[first_row:]
                 prop = (await conn.execute(select(m.properties).where(m.properties.c.code == spec.code))).first()
                 values = {"name": spec.name, "timezone": spec.timezone, "currency": spec.currency, "active": True}
@@ -363,7 +368,8 @@ class Ledger:
                 if resend:  # a channel newly listed (or enabled again) gets everything it must hold
                     outbox_rows += await self.enqueue(conn, pid, resend, [("full", None, None, None)], cid, now)
             await self.add_journal(conn, journal)
-            return ChangeSummary(cid, len(journal), len(journal), outbox_rows)
+            journal_rows += len(journal)
+            return ChangeSummary(cid, journal_rows, journal_rows, outbox_rows)
 
         self.invalidate_catalog()
         try:
