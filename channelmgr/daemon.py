@@ -376,6 +376,9 @@ class Daemon:
         # issue 12: the desk reads new bookings (requests, flags, ack deadlines), and checks overbookings daily
         sch.add_job(q(self.desk_scan), "interval", seconds=cfg.desk.scan_interval_seconds, id="desk-scan",
                     next_run_time=datetime.now(timezone.utc) + timedelta(seconds=1))
+        # issue 13: what a start, a bulk push or a reload freed goes back to the system
+        # (milliseconds a minute); else the daemon stays at the high-water mark of its start
+        sch.add_job(q(self.give_back_memory), "interval", seconds=60, id="heap")
         oh, om = (int(x) for x in cfg.desk.overbooking_check_at.split(":"))
         sch.add_job(q(self.overbooking_check), "cron", hour=oh, minute=om, id="overbooking-check",
                     timezone=get_localzone())
@@ -525,6 +528,11 @@ class Daemon:
                     self._drift_tasks[name] = asyncio.create_task(self._guard(
                         check_drift(self, name, spread_over=0.8 * s.watchdog_interval_seconds,
                                     per_second=s.readbacks_per_second), f"drift-{name}"), name=f"drift-{name}")
+
+    async def give_back_memory(self) -> None:
+        from channelmgr import heap
+
+        await asyncio.to_thread(heap.give_back)
 
     async def desk_scan(self) -> dict[str, int] | None:
         try:

@@ -49,6 +49,9 @@ class RateNight:
     stop_sell: bool | None = None
 
 
+_NO_RATES = RateNight()  # a night with nothing set (frozen, so one is shared)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """The ledger for one property over some nights, by local codes."""
@@ -127,8 +130,9 @@ def plan_price(pm: PropertyMapping, snap: Snapshot, rate_plan: str, night: date,
 def plan_restrictions(pm: PropertyMapping, snap: Snapshot, rate_plan: str, night: date,
                       today: date) -> dict[str, object]:
     plan = pm.rate_plans[rate_plan]
-    rn = snap.rates.get((rate_plan, night)) or RateNight()
-    out: dict[str, object] = {r: getattr(rn, r) for r in RESTRICTIONS}
+    rn = snap.rates.get((rate_plan, night)) or _NO_RATES
+    out: dict[str, object] = {"min_los": rn.min_los, "max_los": rn.max_los, "cta": rn.cta, "ctd": rn.ctd,
+                              "stop_sell": rn.stop_sell}  # RESTRICTIONS, spelt out (once per cell)
     if plan.derived_from:
         parent = plan_restrictions(pm, snap, plan.derived_from, night, today)
         for r in RESTRICTIONS:

@@ -171,6 +171,7 @@ class Tracer:
         self._stages: dict[str, tuple[list[_Stage], str, Decimal]] = {}
         self._channel_math: dict[tuple, tuple] = {}
         self._plan_math: dict[tuple, tuple] = {}
+        self._floor_of: dict[str, tuple] = {}
 
     def plan(self, snap: Any, code: str, night: date, occupancy: int) -> Priced:
         key = (code, night, occupancy)
@@ -183,8 +184,11 @@ class Tracer:
         pm, cur = self.pm, self.prop.currency
         plan = pm.rate_plans[code]
         i = self.index[code]
-        explicit, floc, fname = explicit_floor(self.prop, plan)
-        floc = _fix_loc(floc, i)
+        floor_of = self._floor_of.get(code)
+        if floor_of is None:  # a plan's floor, once (issue 13: parsed again for every night)
+            explicit, floc, fname = explicit_floor(self.prop, plan)
+            floor_of = self._floor_of[code] = (explicit, _fix_loc(floc, i), fname)
+        explicit, floc, fname = floor_of
         if not plan.derived_from:
             rn = snap.rates.get((code, night))
             if rn is None or not rn.prices:

@@ -13,6 +13,7 @@ instead of the installed adapters.
 
 from __future__ import annotations
 
+import hashlib
 import difflib
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -77,6 +78,25 @@ def read_texts(paths: Iterable[str | Path]) -> tuple[dict[str, str], list[Proble
         except UnicodeDecodeError as e:
             problems.append(Problem(str(f), 1, 1, f"the file is not UTF-8 text ({e.reason})"))
     return texts, problems
+
+
+def fingerprint_paths(paths: Iterable[str | Path]) -> str | None:
+    """``fingerprint(read_texts(paths)[0])``, one file in memory at a time; None when a file
+    cannot be read, two have one name, or there are none (then read them all to say why).
+    Issue 13: a reload that finds the version in force (the watcher's first look, a backstop
+    scan) held every text at once to learn that: 85 MB at 10,000 files."""
+    files = mapping_files(paths)
+    named = {f.name: f for f in files}
+    if not files or len(named) != len(files):
+        return None
+    h = hashlib.sha256()
+    for name in sorted(named):
+        try:
+            text = named[name].read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        h.update(name.encode() + b"\0" + text.encode() + b"\0")
+    return h.hexdigest()[:16]
 
 
 # ---- one file --------------------------------------------------------------------

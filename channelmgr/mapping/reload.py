@@ -46,6 +46,7 @@ from channelmgr.mapping.diff import (
 from channelmgr.mapping.loader import (
     CapabilitiesFor,
     check_texts,
+    fingerprint_paths,
     load_texts,
     read_texts,
     registry_capabilities,
@@ -117,8 +118,12 @@ class MappingReloader:
         return result
 
     async def _reload(self, reason: str) -> ReloadResult:
-        texts, read_problems = await asyncio.to_thread(read_texts, [self.folder])
         current = self.rt.mappings
+        if current is not None:  # the version in force still: known without holding every text
+            same = await asyncio.to_thread(fingerprint_paths, [self.folder])
+            if same is not None and same == current.fingerprint:
+                return ReloadResult(True, reason, fingerprint=same)
+        texts, read_problems = await asyncio.to_thread(read_texts, [self.folder])
         fp = fingerprint(texts)
         # the same files as the version in force, or (seen by the watcher) the same edit that
         # was refused last time: nothing to parse (10,000 files are minutes of parsing)

@@ -66,6 +66,28 @@ def test_parts_written_differently_are_not_shared():
     assert Texts({"x.yaml": "é: 1\n"})["x.yaml"] == "é: 1\n"
 
 
+def test_models_that_stay_apart_share_their_set_of_given_fields_and_a_copy_does_not_touch_it(mappings_dir: Path):
+    (mappings_dir / "two.yaml").write_text(other_hotel(shipped_text()), encoding="utf-8")
+    (_, a, _, _), (_, b, _, _) = _check_chunk([(str(p), p.read_text(encoding="utf-8"))
+                                               for p in sorted(mappings_dir.iterdir())])
+    ba, bb = a.file.channels["booking"], b.file.channels["booking"]
+    assert ba is not bb  # other hotel ids: two models ...
+    assert ba.model_fields_set is bb.model_fields_set  # ... one set of the fields each file gave
+    assert "hotel_id" in ba.model_fields_set
+    given = set(ba.model_fields_set)
+    moved = ba.model_copy(update={"hotel_id": "1"})
+    assert moved.hotel_id == "1" and ba.hotel_id == "2846731"
+    assert ba.model_fields_set == given == bb.model_fields_set  # the copy has its own set
+    assert PriceRule().model_fields_set == set() and intern_fresh_is_unshared()
+
+
+def intern_fresh_is_unshared() -> bool:
+    # a set shared by the interner is never one a fresh model is given
+    intern = Interner()
+    shared = intern(PriceRule(amount=Decimal("1"))).model_fields_set
+    return PriceRule(amount=Decimal("1")).model_fields_set is not shared
+
+
 async def test_a_reload_parses_only_the_edited_file(rt, mappings_dir: Path):
     save(mappings_dir / "two.yaml", other_hotel(shipped_text()))
     r = reloader(rt)
@@ -92,3 +114,20 @@ async def test_a_clash_with_a_file_not_parsed_again_is_refused_at_its_line_and_c
     (p,) = result.problems
     assert p.file.endswith("zed.yaml") and "2846799" in p.message
     assert (p.line, p.col) == (line_of(zed, 'hotel_id: "2846799"'), col_of(zed, '"2846799"'))
+
+
+def test_the_fingerprint_of_a_folder_read_a_file_at_a_time_is_the_one_of_its_texts(tmp_path: Path):
+    from channelmgr.mapping.loader import fingerprint_paths, read_texts
+    from channelmgr.mapping.model import fingerprint
+
+    (tmp_path / "b.yaml").write_text(shipped_text(), encoding="utf-8")
+    (tmp_path / "a.yaml").write_bytes(other_hotel(shipped_text()).replace("\n", "\r\n").encode())  # CRLF
+    (tmp_path / "notes.txt").write_text("not a mapping file", encoding="utf-8")
+    texts, problems = read_texts([tmp_path])
+    assert not problems and fingerprint_paths([tmp_path]) == fingerprint(texts)
+    assert fingerprint_paths([tmp_path]) == load_mappings(tmp_path).fingerprint
+    (tmp_path / "b.yaml").write_text(shipped_text() + "\n", encoding="utf-8")
+    assert fingerprint_paths([tmp_path]) == fingerprint(read_texts([tmp_path])[0]) != fingerprint(texts)
+    (tmp_path / "c.yaml").write_bytes(b"\xff\xfe not utf-8")
+    assert fingerprint_paths([tmp_path]) is None  # read them all to say why
+    assert fingerprint_paths([tmp_path / "empty"]) is None
