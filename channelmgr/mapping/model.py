@@ -85,16 +85,27 @@ class PropertyMapping:
 class Texts(Mapping):
     """File name -> text, kept zlib-compressed (issue 13: at 10,000 files the texts in force
     were 45 MB of a 300 MB goal; nothing reads them but a reload, a floor problem's position
-    and the version recorded in the ledger). Read-only, like the set that holds it."""
+    and the version recorded in the ledger). Read-only, like the set that holds it.
 
-    __slots__ = ("_z",)
+    Mapping files are written from one pattern (the same keys, room types and rules, other
+    codes and ids), so each is compressed against the first one as a preset dictionary: a
+    4.4 KB file is 120-170 bytes that way, 1.9 KB alone (18 MB -> 2 MB at 10,000 files)."""
+
+    __slots__ = ("_z", "_zdict")
 
     def __init__(self, texts: Mapping[str, str] | None = None):
-        self._z = {name: zlib.compress(text.encode("utf-8", "surrogatepass"), 6)
-                   for name, text in (texts or {}).items()}
+        self._zdict = b""
+        self._z: dict[str, bytes] = {}
+        for name, text in (texts or {}).items():
+            raw = text.encode("utf-8", "surrogatepass")
+            if not self._z:
+                self._zdict = raw[-32768:]  # zlib's window: a longer dictionary is not used
+            c = zlib.compressobj(6, zdict=self._zdict) if self._zdict else zlib.compressobj(6)
+            self._z[name] = c.compress(raw) + c.flush()
 
     def __getitem__(self, name: str) -> str:
-        return zlib.decompress(self._z[name]).decode("utf-8", "surrogatepass")
+        d = zlib.decompressobj(zdict=self._zdict) if self._zdict else zlib.decompressobj()
+        return (d.decompress(self._z[name]) + d.flush()).decode("utf-8", "surrogatepass")
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._z)

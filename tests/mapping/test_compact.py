@@ -64,6 +64,8 @@ def test_parts_written_differently_are_not_shared():
     assert a is c and a is not b and str(b.amount) == "12.5"
     assert intern(PriceRule()) is not intern(PriceRule(markup_percent=Decimal(0)))  # given vs default
     assert Texts({"x.yaml": "é: 1\n"})["x.yaml"] == "é: 1\n"
+    many = {f"{i}.yaml": f"code: H{i}\n" * (i + 1) for i in range(5)} | {"empty.yaml": ""}
+    assert dict(Texts(many)) == many  # each compressed against the first
 
 
 def test_models_that_stay_apart_share_their_set_of_given_fields_and_a_copy_does_not_touch_it(mappings_dir: Path):
