@@ -611,22 +611,41 @@ def readback(body: bytes, hotel: str) -> list[AriUpdate]:
         rid = room.get("id")
         for d in _children(room, "date"):
             day = _date(d.get("value"), "date@value")
-            n = _int(_first(d, "roomstosell"))
+            # each element's children read once, by name (issue 13: six passes over a rate's
+            # children for each of a month's rates made the read-back parse a watchdog's cost)
+            dk = _by_name(d)
+            n = _int(dk.get("roomstosell", (None,))[0])
             if n is not None:
                 out.append(AriUpdate(hotel, rid, None, day, day, rooms_to_sell=n, key=f"{rid}|-|{day}"))
-            for r in _children(d, "rate"):
+            for r in dk.get("rate", ()):
                 cur = r.get("currency") or currency
+                rk = _by_name(r)
                 prices = []
-                for p in _children(r, "price"):
+                for p in rk.get("price", ()):
                     amount = parse_amount(_text(p), cur)
                     if amount is not None:
                         prices.append(Price(int(p.get("persons", "1")), amount))
+
+                def one(name: str, rk=rk) -> etree._Element | None:
+                    got = rk.get(name)
+                    return got[0] if got else None
+
                 out.append(AriUpdate(
                     hotel, rid, r.get("id"), day, day, prices=tuple(sorted(prices, key=lambda p: p.occupancy)),
-                    currency=cur if prices else None, min_los=_int(_first(r, "minimumstay")),
-                    max_los=_int(_first(r, "maximumstay")), cta=_flag(_first(r, "closedonarrival")),
-                    ctd=_flag(_first(r, "closedondeparture")), stop_sell=_flag(_first(r, "closed")),
+                    currency=cur if prices else None, min_los=_int(one("minimumstay")),
+                    max_los=_int(one("maximumstay")), cta=_flag(one("closedonarrival")),
+                    ctd=_flag(one("closedondeparture")), stop_sell=_flag(one("closed")),
                     key=f"{rid}|{r.get('id')}|{day}"))
+    return out
+
+
+def _by_name(el: etree._Element) -> dict[str, list[etree._Element]]:
+    """An element's child elements by local name, in document order."""
+    out: dict[str, list[etree._Element]] = {}
+    for c in el:
+        tag = c.tag
+        if isinstance(tag, str):
+            out.setdefault(tag.rpartition("}")[2], []).append(c)
     return out
 
 

@@ -194,6 +194,11 @@ def derive(pm: PropertyMapping, channel: str, snap: Snapshot,
             wanted[(rate_plan, room_type, night)] = None
     out: list[ChannelCell] = []
     tracer = Tracer(pm)
+    # what depends on the rate plan alone, worked out once per plan, not once per night
+    # (issue 13: the read-backs' and full syncs' derivations are most of an idle daemon's CPU)
+    min_los_emulated = "min_los" in wanted_restrictions and "min_los" not in supported
+    not_held = [name for name in RESTRICTIONS if name not in allowed]
+    per_plan: dict[str, tuple] = {}
     # one dataclass built per cell (issue 13: building a base cell and replacing its fields
     # was a third of a full sync's derivation)
     for rate_plan, room_type, night in wanted:
@@ -203,13 +208,16 @@ def derive(pm: PropertyMapping, channel: str, snap: Snapshot,
             out.append(ChannelCell(channel, ch.hotel_id, ch.rooms[room_type], None, night, room_type, None,
                                    rooms_to_sell=sell))
             continue
-        plan = pm.rate_plans[rate_plan]
+        pp = per_plan.get(rate_plan)
+        if pp is None:
+            plan = pm.rate_plans[rate_plan]
+            pp = per_plan[rate_plan] = (tuple(sorted(ch.occupancies or (plan.occupancy,))), ch.rates[rate_plan])
+        occs, rate_code = pp
         notes: list[str] = []
-        occs = ch.occupancies or (plan.occupancy,)
         prices = []
         currency = None
         refused: str | None = None
-        for occ in sorted(occs):
+        for occ in occs:
             tp = tracer.channel(snap, channel, rate_plan, night, occ)
             if tp.refused is not None:
                 refused = tp.refused.message
@@ -222,17 +230,15 @@ def derive(pm: PropertyMapping, channel: str, snap: Snapshot,
             prices, currency = [], None
             notes.append(f"price held back: {refused}")
         r = plan_restrictions(pm, snap, rate_plan, night, today)
-        if (r.get("min_los") or 1) > 1 and "min_los" in wanted_restrictions and "min_los" not in supported:
+        if min_los_emulated and (r["min_los"] or 1) > 1:
             if "stop_sell" in allowed:
                 notes.append(f"min_los {r['min_los']} emulated by stop-sell ({channel} has no minimum stay)")
                 r["stop_sell"] = True
             else:
                 notes.append(f"min_los {r['min_los']} not sent: {channel} cannot hold it")
         close_by_rooms = False
-        for name in RESTRICTIONS:
-            if name in allowed:
-                continue
-            if r.get(name) and name != "min_los" and name in wanted_restrictions:
+        for name in not_held:
+            if r[name] and name != "min_los" and name in wanted_restrictions:
                 if name == "stop_sell" and inventory_level == "rate":
                     notes.append(f"stop-sell emulated by 0 rooms ({channel} has no stop-sell)")
                     close_by_rooms = True
@@ -240,9 +246,10 @@ def derive(pm: PropertyMapping, channel: str, snap: Snapshot,
                     notes.append(f"{name} not sent: {channel} cannot hold it")
             r[name] = None
         out.append(ChannelCell(
-            channel, ch.hotel_id, ch.rooms[room_type], ch.rates[rate_plan], night, room_type, rate_plan,
-            rooms_to_sell=(0 if close_by_rooms else sell) if inventory_level == "rate" else None,
-            prices=tuple(prices), currency=currency, notes=tuple(notes), price_refused=refused, **r))
+            channel, ch.hotel_id, ch.rooms[room_type], rate_code, night, room_type, rate_plan,
+            (0 if close_by_rooms else sell) if inventory_level == "rate" else None,
+            tuple(prices), currency, r["min_los"], r["max_los"], r["cta"], r["ctd"], r["stop_sell"],
+            tuple(notes), refused))
     return out
 
 
