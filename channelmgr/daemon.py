@@ -378,7 +378,9 @@ class Daemon:
                     next_run_time=datetime.now(timezone.utc) + timedelta(seconds=1))
         # issue 13: what a start, a bulk push or a reload freed goes back to the system
         # (milliseconds a minute); else the daemon stays at the high-water mark of its start
-        sch.add_job(q(self.give_back_memory), "interval", seconds=60, id="heap")
+        # (the first a few seconds in: a start's first pushes and look-ups come after its reload)
+        sch.add_job(q(self.give_back_memory), "interval", seconds=60, id="heap",
+                    next_run_time=datetime.now(timezone.utc) + timedelta(seconds=10))
         oh, om = (int(x) for x in cfg.desk.overbooking_check_at.split(":"))
         sch.add_job(q(self.overbooking_check), "cron", hour=oh, minute=om, id="overbooking-check",
                     timezone=get_localzone())
