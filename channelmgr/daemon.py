@@ -35,6 +35,7 @@ from sqlalchemy import select
 from adapters.base.contract import ChannelSettings
 from adapters.base.registry import available, load
 from adapters.base.sandbox import SandboxCatalog, SandboxHotel
+from channelmgr import heap
 from channelmgr.config import ChannelConfig, Config, load_config, read_secret
 from channelmgr.ledger import models as m
 from channelmgr.mapping import MappingSet
@@ -532,8 +533,6 @@ class Daemon:
                                     per_second=s.readbacks_per_second), f"drift-{name}"), name=f"drift-{name}")
 
     async def give_back_memory(self) -> None:
-        from channelmgr import heap
-
         await asyncio.to_thread(heap.give_back)
 
     async def desk_scan(self) -> dict[str, int] | None:

@@ -39,5 +39,5 @@ print(base, before, after)
     assert after - base < 60, (base, before, after)  # and gave it back when asked
 
 
-def test_give_back_is_harmless_anywhere():
-    assert heap.give_back() in (True, False)
+def test_give_back_says_whether_it_could():
+    assert heap.give_back() is GLIBC  # glibc: trimmed; another C library: nothing to call

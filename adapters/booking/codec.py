@@ -614,7 +614,7 @@ def readback(body: bytes, hotel: str) -> list[AriUpdate]:
             # each element's children read once, by name (issue 13: six passes over a rate's
             # children for each of a month's rates made the read-back parse a watchdog's cost)
             dk = _by_name(d)
-            n = _int(dk.get("roomstosell", (None,))[0])
+            n = _int(_one(dk, "roomstosell"))
             if n is not None:
                 out.append(AriUpdate(hotel, rid, None, day, day, rooms_to_sell=n, key=f"{rid}|-|{day}"))
             for r in dk.get("rate", ()):
@@ -625,16 +625,11 @@ def readback(body: bytes, hotel: str) -> list[AriUpdate]:
                     amount = parse_amount(_text(p), cur)
                     if amount is not None:
                         prices.append(Price(int(p.get("persons", "1")), amount))
-
-                def one(name: str, rk=rk) -> etree._Element | None:
-                    got = rk.get(name)
-                    return got[0] if got else None
-
                 out.append(AriUpdate(
                     hotel, rid, r.get("id"), day, day, prices=tuple(sorted(prices, key=lambda p: p.occupancy)),
-                    currency=cur if prices else None, min_los=_int(one("minimumstay")),
-                    max_los=_int(one("maximumstay")), cta=_flag(one("closedonarrival")),
-                    ctd=_flag(one("closedondeparture")), stop_sell=_flag(one("closed")),
+                    currency=cur if prices else None, min_los=_int(_one(rk, "minimumstay")),
+                    max_los=_int(_one(rk, "maximumstay")), cta=_flag(_one(rk, "closedonarrival")),
+                    ctd=_flag(_one(rk, "closedondeparture")), stop_sell=_flag(_one(rk, "closed")),
                     key=f"{rid}|{r.get('id')}|{day}"))
     return out
 
@@ -647,6 +642,12 @@ def _by_name(el: etree._Element) -> dict[str, list[etree._Element]]:
         if isinstance(tag, str):
             out.setdefault(tag.rpartition("}")[2], []).append(c)
     return out
+
+
+def _one(by_name: dict[str, list[etree._Element]], name: str) -> etree._Element | None:
+    """The first child of that name (from ``_by_name``), or None."""
+    got = by_name.get(name)
+    return got[0] if got else None
 
 
 # ---- token auth (modelled) -----------------------------------------------------------------

@@ -13,7 +13,6 @@ instead of the installed adapters.
 
 from __future__ import annotations
 
-import hashlib
 import difflib
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -23,7 +22,7 @@ from typing import Any, Callable, Iterable
 import pydantic
 
 from channelmgr import yamlfile
-from channelmgr.mapping.model import Interner, MappingSet, PropertyMapping, fingerprint
+from channelmgr.mapping.model import Interner, MappingSet, PropertyMapping, fingerprint, fingerprint_named
 from channelmgr.mapping.schema import RESTRICTIONS, MappingFile
 from channelmgr.money import exponent
 from channelmgr.yamlfile import Problem, YamlFileError
@@ -89,14 +88,10 @@ def fingerprint_paths(paths: Iterable[str | Path]) -> str | None:
     named = {f.name: f for f in files}
     if not files or len(named) != len(files):
         return None
-    h = hashlib.sha256()
-    for name in sorted(named):
-        try:
-            text = named[name].read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return None
-        h.update(name.encode() + b"\0" + text.encode() + b"\0")
-    return h.hexdigest()[:16]
+    try:
+        return fingerprint_named((name, named[name].read_text(encoding="utf-8")) for name in sorted(named))
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 # ---- one file --------------------------------------------------------------------

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from pydantic import BaseModel
 
@@ -169,10 +169,15 @@ class MappingSet:
 def fingerprint(texts: dict[str, str]) -> str:
     """Of file names and contents, not folders: the same files read from the mappings folder,
     from a copy, or from the version recorded in the ledger have the same fingerprint."""
-    h = hashlib.sha256()
     named = {Path(path).name: text for path, text in texts.items()}
-    for name in sorted(named):
-        h.update(name.encode() + b"\0" + named[name].encode() + b"\0")
+    return fingerprint_named((name, named[name]) for name in sorted(named))
+
+
+def fingerprint_named(named: Iterable[tuple[str, str]]) -> str:
+    """``fingerprint`` of (file name, text) pairs given in name order, one at a time."""
+    h = hashlib.sha256()
+    for name, text in named:
+        h.update(name.encode() + b"\0" + text.encode() + b"\0")
     return h.hexdigest()[:16]
 
 

@@ -35,7 +35,6 @@ from typing import Any, Callable
 
 import structlog
 
-from channelmgr import heap
 from channelmgr.mapping.diff import (
     MappingDiff,
     diff_mappings,
@@ -112,8 +111,6 @@ class MappingReloader:
     async def reload(self, reason: str) -> ReloadResult:
         async with self._lock:
             result = await self._reload(reason)
-            if result.changed:  # what the reload passed through is freed: give it back (see heap)
-                await asyncio.to_thread(heap.give_back)
         self.last = result
         return result
 
